@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/ir"
+)
+
+// tinyModel writes a small two-node model (MatMul then Softmax, with one
+// weight) to dir and returns its path.
+func tinyModel(t *testing.T, dir string) string {
+	t.Helper()
+	b := ir.NewBuilder(17)
+	x := b.Input("x", ir.TensorOf(ir.Float, ir.Sym("batch"), ir.Known(3)))
+	w := b.Const("w", ir.Float32Tensor([]int64{3, 2}, 1, 2, 3, 4, 5, 6))
+	y := b.Op("MatMul", x, w)
+	y.Type = ir.TensorOf(ir.Float, ir.Sym("batch"), ir.Known(2))
+	z := b.Op("Softmax", y, ir.IntAttr("axis", -1))
+	z.Type = y.Type
+	b.Output(z)
+	path := filepath.Join(dir, "tiny.onnx")
+	require.NoError(t, onnx.EncodeFile(b.Model(), path, onnx.EncodeOptions{}))
+	return path
+}
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestInspectJSON(t *testing.T) {
+	path := tinyModel(t, t.TempDir())
+	code, out, errOut := runCLI("inspect", path, "--json")
+	require.Equal(t, 0, code, errOut)
+	var s map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &s))
+	for _, key := range []string{"ir_version", "opsets", "inputs", "outputs", "node_count", "op_counts", "parameters", "parameter_bytes"} {
+		require.Contains(t, s, key)
+	}
+	require.EqualValues(t, 2, s["node_count"])
+	require.EqualValues(t, 6, s["parameters"])
+	require.EqualValues(t, 24, s["parameter_bytes"])
+	require.Equal(t, map[string]any{"::MatMul": 1.0, "::Softmax": 1.0}, s["op_counts"])
+	inputs := s["inputs"].([]any)
+	require.Len(t, inputs, 1)
+	require.Equal(t, "f32[batch,3]", inputs[0].(map[string]any)["type"])
+}
+
+func TestInspectText(t *testing.T) {
+	path := tinyModel(t, t.TempDir())
+	code, out, errOut := runCLI("inspect", path)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "f32[batch,3]")
+	require.Contains(t, out, "MatMul")
+	require.Contains(t, out, "parameters 6")
+}
+
+func TestCompileO0RoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := tinyModel(t, dir)
+	out := filepath.Join(dir, "out.onnx")
+	report := filepath.Join(dir, "report.json")
+	code, _, errOut := runCLI("compile", path, "-o", out, "-O0", "--report", report)
+	require.Equal(t, 0, code, errOut)
+
+	a, _, err := onnx.DecodeFile(path, onnx.DecodeOptions{})
+	require.NoError(t, err)
+	defer a.Close()
+	b, _, err := onnx.DecodeFile(out, onnx.DecodeOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	require.Equal(t, ir.Print(a), ir.Print(b))
+
+	var rep map[string]any
+	data, err := os.ReadFile(report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &rep))
+	require.EqualValues(t, 0, rep["level"])
+	require.EqualValues(t, 2, rep["nodes_before"])
+}
+
+func TestBadInputExitsTwoWithoutOutput(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(tinyModel(t, dir))
+	require.NoError(t, err)
+	truncated := filepath.Join(dir, "truncated.onnx")
+	require.NoError(t, os.WriteFile(truncated, good[:len(good)-7], 0o644))
+	out := filepath.Join(dir, "out.onnx")
+
+	cases := []struct {
+		name string
+		args []string
+		want string // a fragment the one-line error must contain
+	}{
+		{"no args", []string{"compile"}, "expects one model file"},
+		{"missing output flag", []string{"compile", truncated}, "-o OUT"},
+		{"unknown flag", []string{"inspect", "--frobnicate", truncated}, "frobnicate"},
+		{"bad level", []string{"compile", truncated, "-o", out, "-O7"}, "-O7"},
+		{"missing file", []string{"inspect", filepath.Join(dir, "nope.onnx")}, "nope.onnx"},
+		{"truncated model", []string{"compile", truncated, "-o", out, "-O0"}, "truncated"},
+		{"unknown command", []string{"frobnicate"}, "frobnicate"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := runCLI(c.args...)
+			require.Equal(t, 2, code, "stderr: %s", errOut)
+			require.Contains(t, errOut, c.want)
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "error should be one line: %q", errOut)
+			require.NotContains(t, errOut, "panic")
+			_, statErr := os.Stat(out)
+			require.True(t, os.IsNotExist(statErr), "no output file may be left behind")
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				require.False(t, strings.Contains(e.Name(), ".tmp"), "temporary file left behind: %s", e.Name())
+			}
+		})
+	}
+}
+
+func TestVersionAndCompletion(t *testing.T) {
+	code, out, _ := runCLI("version")
+	require.Equal(t, 0, code)
+	require.True(t, strings.HasPrefix(out, "tfc "))
+	code, out, _ = runCLI("completion", "bash")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "bash completion")
+}
