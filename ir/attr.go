@@ -63,7 +63,7 @@ type Attr struct {
 	Doc         string
 }
 
-// Subgraphs returns the graphs an attribute holds (GRAPH or GRAPHS).
+// Subgraphs returns the non-nil graphs an attribute holds (GRAPH or GRAPHS).
 func (a *Attr) Subgraphs() []*Graph {
 	switch a.Type {
 	case AttrGraph:
@@ -71,7 +71,13 @@ func (a *Attr) Subgraphs() []*Graph {
 			return []*Graph{a.G}
 		}
 	case AttrGraphs:
-		return a.Graphs
+		out := make([]*Graph, 0, len(a.Graphs))
+		for _, g := range a.Graphs {
+			if g != nil {
+				out = append(out, g)
+			}
+		}
+		return out
 	}
 	return nil
 }
