@@ -11,10 +11,11 @@ package tfc
 import (
 	"context"
 	"fmt"
-	"time"
+	"io"
 
 	"github.com/tfc-compiler/tfc/frontend/onnx"
 	"github.com/tfc-compiler/tfc/ir"
+	"github.com/tfc-compiler/tfc/passes"
 )
 
 // Version is tfc's release version, printed by `tfc version`.
@@ -35,12 +36,23 @@ func Save(m *ir.Model, path string) error {
 
 // Options select what Compile does.
 type Options struct {
-	// Level is the optimization level, 0 to 3 (see DESIGN.md): 0 decodes,
-	// verifies and encodes only.
+	// Level is the optimization level, 0 to 3 (see DESIGN.md and
+	// docs/passes.md): 0 decodes, verifies and encodes only.
 	Level int
+	// Passes, when not empty, replaces the level's pipeline with an
+	// explicit one: pass names separated by commas, options in braces,
+	// e.g. "canonicalize{cse=false},infer-shapes" (docs/passes.md).
+	Passes string
 	// VerifyEach runs ir.Verify after every pass (Compile always verifies
 	// its input and its result).
 	VerifyEach bool
+	// Explain collects, for every pattern that reached its anchor but did
+	// not match, the first failing condition (Report.Explain).
+	Explain bool
+	// PrintIRAfter ("all" or a pass name) writes the IR text after that
+	// pass to PrintIRTo.
+	PrintIRAfter string
+	PrintIRTo    io.Writer
 }
 
 // Result is the outcome of Compile.
@@ -49,43 +61,56 @@ type Result struct {
 	Report *Report
 }
 
-// Report says what Compile did.
+// Report says what Compile did: the pipeline report (per-pass timing,
+// node counts, rewrites by rule, fused-op counts, explanations) plus the
+// level and the whole run's node counts.
 type Report struct {
-	Level       int          `json:"level"`
-	NodesBefore int          `json:"nodes_before"`
-	NodesAfter  int          `json:"nodes_after"`
-	Passes      []PassReport `json:"passes"`
-	TotalMS     float64      `json:"total_ms"`
+	Level       int `json:"level"`
+	NodesBefore int `json:"nodes_before"`
+	NodesAfter  int `json:"nodes_after"`
+	*passes.Report
 }
 
-// PassReport is one pass's line in a Report.
-type PassReport struct {
-	Name        string         `json:"name"`
-	MS          float64        `json:"ms"`
-	NodesBefore int            `json:"nodes_before"`
-	NodesAfter  int            `json:"nodes_after"`
-	Rewrites    map[string]int `json:"rewrites"`
-}
-
-// Compile verifies m and runs the pipeline of the requested level over it,
-// in place; the returned Result holds the same model. At this stage of tfc
-// every level's pipeline is empty (the passes land with issue 5), so
-// Compile verifies and reports; levels above 0 are accepted and say so in
-// the report by listing no passes.
+// Compile verifies m, runs the pipeline of the requested level (or the
+// explicit Passes) over it in place, and verifies the result. The returned
+// Result holds the same model.
 func Compile(ctx context.Context, m *ir.Model, opts Options) (*Result, error) {
-	if opts.Level < 0 || opts.Level > 3 {
-		return nil, fmt.Errorf("optimization level %d is out of range 0..3", opts.Level)
+	var (
+		pipe *passes.Pipeline
+		err  error
+	)
+	if opts.Passes != "" {
+		pipe, err = passes.ParseSpec(opts.Passes)
+	} else {
+		if opts.Level < 0 || opts.Level > 3 {
+			return nil, fmt.Errorf("optimization level %d is out of range 0..3", opts.Level)
+		}
+		pipe, err = passes.ForLevel(opts.Level)
 	}
-	start := time.Now()
+	if err != nil {
+		return nil, err
+	}
+	pipe.VerifyEach = opts.VerifyEach
+	pipe.PrintIRAfter, pipe.PrintIRTo = opts.PrintIRAfter, opts.PrintIRTo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := ir.Verify(m); err != nil {
 		return nil, fmt.Errorf("input model does not verify: %w", err)
 	}
-	rep := &Report{Level: opts.Level, NodesBefore: countNodes(m.Graph), Passes: []PassReport{}}
+	pctx := &passes.Context{Ctx: ctx}
+	if opts.Explain {
+		pctx.Explain = &passes.Explanations{}
+	}
+	rep := &Report{Level: opts.Level, NodesBefore: countNodes(m.Graph)}
+	rep.Report, err = pipe.Run(pctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := ir.Verify(m); err != nil {
+		return nil, fmt.Errorf("compiled model does not verify (a tfc bug; please report it with this model): %w", err)
+	}
 	rep.NodesAfter = countNodes(m.Graph)
-	rep.TotalMS = float64(time.Since(start).Microseconds()) / 1000
 	return &Result{Model: m, Report: rep}, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -19,6 +20,9 @@ func newCompileCmd() *cobra.Command {
 		verifyEach    bool
 		keepFunctions bool
 		externalData  string
+		passSpec      string
+		explain       bool
+		printIRAfter  string
 	)
 	cmd := &cobra.Command{
 		Use:   "compile MODEL -o OUT",
@@ -26,23 +30,35 @@ func newCompileCmd() *cobra.Command {
 		Long: `compile decodes MODEL into tfc's IR, verifies it, runs the pass pipeline of
 the chosen level, verifies the result, and writes it to OUT as ONNX.
 
-Levels:
+Levels (see 'tfc passes' for what each pass does):
   -O0  decode, verify, encode: lossless (re-decoding OUT gives the same IR)
-  -O1  + canonicalize, infer-shapes         (passes land with issue 5)
-  -O2  + fusions (default)                  (passes land with issue 5)
-  -O3  + padding removal                    (lands with issue 6)
-Today every level runs an empty pipeline, so OUT equals MODEL's IR.
+  -O1  canonicalize, infer-shapes
+  -O2  -O1 + the fusions that are registered (default)
+  -O3  -O2 + padding removal (once it lands)
+--passes replaces the level's pipeline with an explicit list, options in
+braces: --passes 'canonicalize{cse=false},infer-shapes'.
+
+--explain prints, for each pattern that reached its anchor node (e.g. a
+Softmax) but did not match, the first condition that failed and the nodes
+involved. --print-ir-after PASS|all prints the IR text after that pass to
+stdout. --report FILE.json writes per-pass timing, node counts, rewrites by
+rule and fused-op counts.
 
 OUT is written to a temporary file next to it and renamed into place, so a
 failure never leaves a half-written file. Tensors go to an external data file
 (OUT.data) only when the model would exceed protobuf's 2 GiB limit, unless
 --external-data says otherwise.`,
 		Example: `  tfc compile model.onnx -o model.opt.onnx -O0
-  tfc compile model.onnx -o out.onnx --report report.json`,
+  tfc compile model.onnx -o out.onnx --report report.json
+  tfc compile model.onnx -o out.onnx --explain
+  tfc compile model.onnx -o out.onnx --passes canonicalize,infer-shapes --print-ir-after all`,
 		Args: exactArgs(1, "one model file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return fmt.Errorf("compile needs an output file: -o OUT (see 'tfc compile --help')")
+			}
+			if passSpec != "" && cmd.Flags().Changed("opt-level") {
+				return fmt.Errorf("-O and --passes exclude each other: --passes names the whole pipeline")
 			}
 			if level < 0 || level > 3 {
 				return fmt.Errorf("-O%d is not a level: use -O0, -O1, -O2 or -O3", level)
@@ -63,9 +79,16 @@ failure never leaves a half-written file. Tensors go to an external data file
 			}
 			defer m.Close()
 			prog.step("running -O%d", level)
-			res, err := tfc.Compile(cmd.Context(), m, tfc.Options{Level: level, VerifyEach: verifyEach})
+			opts := tfc.Options{Level: level, Passes: passSpec, VerifyEach: verifyEach, Explain: explain}
+			if printIRAfter != "" {
+				opts.PrintIRAfter, opts.PrintIRTo = printIRAfter, cmd.OutOrStdout()
+			}
+			res, err := tfc.Compile(cmd.Context(), m, opts)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if explain {
+				printExplanations(cmd.OutOrStdout(), res.Report)
 			}
 			prog.step("writing %s", out)
 			mode := externalData
@@ -91,6 +114,9 @@ failure never leaves a half-written file. Tensors go to an external data file
 	f.BoolVar(&verifyEach, "verify-each", false, "verify the IR after every pass")
 	f.BoolVar(&keepFunctions, "keep-functions", false, "keep model-local functions instead of inlining them")
 	f.StringVar(&externalData, "external-data", "auto", "where tensors go: auto (external only above 2 GiB), always, never")
+	f.StringVar(&passSpec, "passes", "", "run these passes instead of the level's pipeline, e.g. 'canonicalize,infer-shapes'")
+	f.BoolVar(&explain, "explain", false, "say why each pattern that reached its anchor did not match")
+	f.StringVar(&printIRAfter, "print-ir-after", "", "print the IR text after this pass ('all' for every pass) to stdout")
 	return cmd
 }
 
@@ -130,4 +156,15 @@ func writeJSONFile(path string, v any) error {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return nil
+}
+
+// printExplanations lists why patterns did not match, one line each.
+func printExplanations(w io.Writer, rep *tfc.Report) {
+	if rep == nil || rep.Report == nil || len(rep.Explain) == 0 {
+		fmt.Fprintln(w, "explain: every pattern that reached its anchor matched")
+		return
+	}
+	for _, e := range rep.Explain {
+		fmt.Fprintf(w, "explain: %s\n", e)
+	}
 }

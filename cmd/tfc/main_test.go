@@ -133,3 +133,28 @@ func TestVersionAndCompletion(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "bash completion")
 }
+
+func TestCompilePassesFlags(t *testing.T) {
+	dir := t.TempDir()
+	path := tinyModel(t, dir)
+	out := filepath.Join(dir, "out.onnx")
+
+	code, stdout, errOut := runCLI("compile", path, "-o", out, "--passes", "canonicalize,infer-shapes", "--print-ir-after", "infer-shapes", "--explain")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, stdout, "# IR after pass 2: infer-shapes")
+	require.Contains(t, stdout, "Softmax(")
+	require.Contains(t, stdout, "explain:")
+
+	code, _, errOut = runCLI("compile", path, "-o", out, "--passes", "no-such-pass")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "no-such-pass")
+
+	code, _, errOut = runCLI("compile", path, "-o", out, "-O1", "--passes", "canonicalize")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "exclude each other")
+
+	code, stdout, errOut = runCLI("passes")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, stdout, "canonicalize")
+	require.Contains(t, stdout, "-O1  canonicalize, infer-shapes")
+}
