@@ -125,6 +125,10 @@ func (t *Tensor) Hash() string {
 	var buf [8]byte
 	binary.LittleEndian.PutUint64(buf[:], uint64(t.DType))
 	h.Write(buf[:])
+	// The rank goes in first, so that dims [0] with no data and a scalar
+	// whose data is eight zero bytes do not hash alike.
+	binary.LittleEndian.PutUint64(buf[:], uint64(len(t.Dims)))
+	h.Write(buf[:])
 	for _, d := range t.Dims {
 		binary.LittleEndian.PutUint64(buf[:], uint64(d))
 		h.Write(buf[:])

@@ -903,3 +903,11 @@ func (c *comparer) uses() {
 		}
 	}
 }
+
+func TestHashSeparatesRankFromData(t *testing.T) {
+	empty := MustTensor(Int64, []int64{0}, nil)
+	scalar := Int64Tensor([]int64{}, 0)
+	if empty.Hash() == scalar.Hash() {
+		t.Fatalf("an empty i64[0] and the scalar 0 hash alike: %s", empty.Hash())
+	}
+}
