@@ -389,8 +389,9 @@ func TestInferNetworkOps(t *testing.T) {
 			return b.OpN("Dropout", 2, b.Input("x", f32(batch, seq)))[1]
 		}, "bool[batch,seq]"},
 		{"tfc attention", func(b *ir.Builder) *ir.Value {
-			return b.Op("tfc::Attention", b.Input("q", f32(batch, seq, k(768))), b.Input("kk", f32(batch, seq, k(768))), b.Input("v", f32(batch, seq, k(768))), ir.IntAttr("num_heads", 12))
-		}, "f32[batch,seq,768]"},
+			// Q [B,Hq,Sq,D], K/V [B,Hkv,Skv,D] (GQA 12:4): Y [B,Hq,Sq,Dv].
+			return b.Op("tfc::Attention", b.Input("q", f32(batch, k(12), seq, k(64))), b.Input("kk", f32(batch, k(4), seq, k(64))), b.Input("v", f32(batch, k(4), seq, k(32))), ir.FloatAttr("scale", 0.125))
+		}, "f32[batch,12,seq,32]"},
 		{"tfc pack offsets", func(b *ir.Builder) *ir.Value {
 			return b.OpN("tfc::PackTokens", 3, b.Input("x", f32(batch, seq, k(768))), b.Input("m", ir.TensorOf(ir.Int64, batch, seq)))[1]
 		}, "i64[batch+1]"},

@@ -273,12 +273,13 @@ func init() {
 
 	// tfc's own ops (DESIGN.md, "Ops tfc adds"). Placeholder rules that
 	// the fusion passes refine.
-	reg("tfc", "Attention", arity{3, 6}, arity{1, 3}, false, true, inferAttention("num_heads", "kv_num_heads"), "Q/K/V 3-D (num_heads, kv_num_heads) or 4-D; Y in Q's layout, present K/V")
-	reg("tfc", "LayerNorm", arity{1, 3}, out1, false, true, same, "Y is X")
-	reg("tfc", "SkipLayerNorm", arity{2, 5}, arity{1, 2}, false, true, inferSkipLayerNorm(1), "Y and the optional sum (output 1) have X's type")
-	reg("tfc", "RMSNorm", arity{1, 2}, out1, false, true, same, "Y is X")
-	reg("tfc", "Gelu", in1, out1, false, true, same, "output has the input's type")
-	reg("tfc", "BiasGelu", in2, out1, false, true, inferBroadcast(Undefined), "broadcasts X and bias")
+	reg("tfc", "Attention", arity{3, 5}, out1, false, true, inferTfcAttention, "Q [B,Hq,Sq,D], K [B,Hkv,Skv,D], V [B,Hkv,Skv,Dv], optional additive bias and boolean keep mask; Y [B,Hq,Sq,Dv]")
+	reg("tfc", "LayerNorm", arity{1, 3}, out1, false, true, same, "X, optional Scale and B (any float type, broadcast over the normalized axes); attributes axis (default -1), epsilon; Y has X's type and shape")
+	reg("tfc", "SkipLayerNorm", arity{3, 5}, arity{1, 2}, false, true, inferSkipLayerNorm(1), "X, Skip, Scale, optional B and Bias; sum = X+Skip(+Bias) broadcast to X, Y = LayerNorm(sum) over the last axis (epsilon); Y and the optional sum (output 1) have X's type")
+	reg("tfc", "RMSNorm", arity{1, 2}, out1, false, true, same, "X, optional Scale; attributes axis (default -1), epsilon; Y = X / sqrt(mean(X^2) + epsilon) * Scale has X's type and shape")
+	reg("tfc", "SkipRMSNorm", arity{3, 4}, arity{1, 2}, false, true, inferSkipLayerNorm(1), "X, Skip, Scale, optional Bias; sum = X+Skip(+Bias) broadcast to X, Y = RMSNorm(sum) over the last axis (epsilon); Y and the optional sum (output 1) have X's type")
+	reg("tfc", "Gelu", in1, out1, false, true, same, "attribute approximate none (erf) or tanh; output has the input's type")
+	reg("tfc", "BiasGelu", in2, out1, false, true, inferBroadcast(Undefined), "Gelu(X + Bias), attribute approximate none or tanh; broadcasts X and the 1-D Bias")
 	reg("tfc", "PackTokens", in2, arity{3, 3}, false, true, inferPackTokens, "packed [T, ...] (T unknown), offsets [B+1], index [T]")
 	reg("tfc", "UnpackTokens", arity{3, 4}, out1, false, true, inferUnpackTokens, "[B, S, ...]: B from offsets, B and S from the optional padded input")
 }

@@ -69,11 +69,6 @@ type PlannedPass struct {
 // Planned lists passes of issue 5 and DESIGN.md that are not written yet.
 // They are documented but appear in no pipeline until registered.
 var Planned = []PlannedPass{
-	{"fuse-layernorm", 2, "LayerNormalization and RMSNorm from their decomposed forms"},
-	{"fuse-gelu", 2, "Gelu from its erf and tanh forms, kept distinct"},
-	{"fuse-skip-layernorm", 2, "residual Add + LayerNorm into SkipLayerNorm"},
-	{"fuse-bias", 2, "bias Add + Gelu into BiasGelu, bias + residual"},
-	{"fuse-attention", 2, "every dense attention variant into tfc.Attention"},
 	{"remove-padding", 3, "pack valid tokens after the embeddings, unpack at the outputs"},
 	{"drop-attention", 0, "LLM-Drop: drop the k most redundant attention blocks (changes the model)"},
 	{"sink-cache", 0, "StreamingLLM sink + window KV cache (changes the model)"},
@@ -121,12 +116,22 @@ var levels = [][]string{
 	2: {
 		"canonicalize",
 		"infer-shapes",
-		// The fusions go here once registered (see Planned), followed by
-		// a second canonicalize to clean up what they leave.
+		"fuse-layernorm",      // LayerNorm/RMSNorm (standard and decomposed) into tfc ops
+		"fuse-gelu",           // Gelu (erf and tanh forms) into tfc.Gelu
+		"fuse-skip-layernorm", // residual Add + LayerNorm into tfc.SkipLayerNorm
+		"fuse-bias",           // bias Add into BiasGelu and SkipLayerNorm
+		"fuse-attention",      // scaled dot-product attention into tfc.Attention
+		"canonicalize",        // drop the head transposes and shape arithmetic the fusions left dead
 	},
 	3: {
 		"canonicalize",
 		"infer-shapes",
+		"fuse-layernorm",
+		"fuse-gelu",
+		"fuse-skip-layernorm",
+		"fuse-bias",
+		"fuse-attention",
+		"canonicalize",
 		// remove-padding goes here once registered.
 	},
 }
