@@ -76,7 +76,7 @@ Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%s (see 'tfc %s --help')", err, cmd.Name())
 	})
-	root.AddCommand(newInspectCmd(), newCompileCmd(), newPassesCmd(), newVersionCmd())
+	root.AddCommand(newInspectCmd(), newCompileCmd(), newRunCmd(), newBenchCmd(), newPassesCmd(), newVersionCmd())
 	return root
 }
 

@@ -158,3 +158,63 @@ func TestCompilePassesFlags(t *testing.T) {
 	require.Contains(t, stdout, "canonicalize")
 	require.Contains(t, stdout, "-O1  canonicalize, infer-shapes")
 }
+
+// corpusModel is the tiny BERT every README command uses.
+const corpusModel = "../../testdata/models/bert-ts-eager-op17/model.onnx"
+
+func TestRunCheckAgainstReferences(t *testing.T) {
+	code, out, errOut := runCLI("run", corpusModel, "--check")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, 3, strings.Count(out, ": ok"), out)
+
+	// A reference that is wrong must be caught: copy data set 1 and
+	// replace its first reference output by the computed one plus 0.01.
+	dir := t.TempDir()
+	src := filepath.Join(filepath.Dir(corpusModel), "test_data_set_1")
+	entries, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644))
+	}
+	ref, err := onnx.ReadTensorFile(filepath.Join(dir, "output_0.pb"))
+	require.NoError(t, err)
+	vals, ok := ref.Float32s()
+	require.True(t, ok)
+	shifted := make([]float32, len(vals))
+	for i, v := range vals {
+		shifted[i] = v + 0.01
+	}
+	require.NoError(t, onnx.WriteTensorFile(filepath.Join(dir, "output_0.pb"), ir.Float32Tensor(ref.Dims, shifted...), ref.Name))
+	code, out, errOut = runCLI("run", corpusModel, "--data", dir, "--check")
+	require.Equal(t, 1, code, "stdout: %s stderr: %s", out, errOut)
+	require.Contains(t, out, "MISMATCH")
+	require.Contains(t, out, "worst at flat index")
+
+	// --out writes outputs that then check against themselves at zero tolerance.
+	outDir := t.TempDir()
+	code, _, errOut = runCLI("run", corpusModel, "--data", src, "--out", outDir)
+	require.Equal(t, 0, code, errOut)
+	written, err := onnx.ReadTensorFile(filepath.Join(outDir, "test_data_set_0", "output_0.pb"))
+	require.NoError(t, err)
+	require.Equal(t, ref.Dims, written.Dims)
+}
+
+func TestBenchJSON(t *testing.T) {
+	code, out, errOut := runCLI("bench", corpusModel, "--batch", "2", "--seq", "16", "--lengths", "uniform:4-16", "--warmup", "1", "--iters", "3", "--json")
+	require.Equal(t, 0, code, errOut)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	for _, key := range []string{"median_ms", "p90_ms", "tokens_per_s", "peak_bytes"} {
+		require.Contains(t, res, key)
+	}
+	require.Greater(t, res["median_ms"].(float64), 0.0)
+	require.Greater(t, res["peak_bytes"].(float64), 0.0)
+	valid := res["valid_tokens"].(float64)
+	require.True(t, valid >= 8 && valid <= 32, "valid tokens %v outside [8,32]", valid)
+
+	code, _, errOut = runCLI("bench", corpusModel, "--lengths", "uniform:9-3")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "uniform:A-B")
+}
