@@ -8,7 +8,7 @@ median over --runs timed calls of the wall-clock GFLOP/s and of the GFLOP
 per CPU-second of this process (the machine is shared; the CPU-time figure
 is what the kernel does while it holds a core).
 
-  /work/venv/bin/python tools/bench/matmul.py --runs 15 [--json]
+  .venv/bin/python tools/bench/matmul.py --runs 15 [--json]
 """
 
 import argparse

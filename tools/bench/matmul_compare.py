@@ -17,7 +17,7 @@ median over rounds, for 1 and 2 threads:
   cpu     = GFLOP per CPU-second of the process (user+system time of all
             its threads): robust to other people's load on this machine.
 
-  /work/venv/bin/python tools/bench/matmul_compare.py [--rounds 5] [--iters 3] [--markdown]
+  .venv/bin/python tools/bench/matmul_compare.py [--rounds 5] [--iters 3] [--markdown]
 """
 
 import argparse
