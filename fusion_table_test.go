@@ -22,9 +22,7 @@ import (
 // knownAttentionGaps lists dense-attention corpus models whose attention
 // tfc does not fuse yet, with the reason --explain gives. The test fails
 // when one of them starts fusing, so the list stays true.
-var knownAttentionGaps = map[string]string{
-	"deberta-v2": "the probabilities are reshaped to [B*H,S,S] and their shape is read to build the reshapes, so the Softmax output does not reach the matmul with V",
-}
+var knownAttentionGaps = map[string]string{}
 
 // readTSV reads a tab-separated file with a header into rows keyed by the
 // first column.

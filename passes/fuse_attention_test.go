@@ -1,11 +1,14 @@
 package passes
 
 import (
+	"context"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -351,5 +354,260 @@ func TestFuseAttentionEinsumLayouts(t *testing.T) {
 				t.Errorf("the output comes from %s, want Transpose %v of the attention", yp.Describe(), c.yPerm)
 			}
 		})
+	}
+}
+
+// headsInBatchCase selects a variant of the [B*H,S,D] attention graph.
+type headsInBatchCase struct {
+	inputs3D     bool // Q, K, V are [B*H,S,D] graph inputs, not merged from [B,H,S,D]
+	probsUsed    bool // the [B*H,S,S] probabilities are also a graph output
+	dynamicHeads bool // the scores' split reads the head count from an input
+	softmax3D    bool // older BART: the masked scores merged back to 3-D for Softmax
+	queryAxis    bool // with softmax3D: the Softmax normalizes axis 1 (queries), not keys
+}
+
+// buildHeadsInBatch builds attention the way transformers' DebertaV2
+// writes it: heads merged into the batch axis, [B*H,S,D], for 3-D
+// MatMuls; K^T divided by sqrt(d*3), d read from Shape(q); a c2p-like
+// position term MatMul(q, pos) added; the scores split into [B,H,S,S] by
+// a Reshape built from Shape(scores) for masked_fill (Where(Not(keep),
+// min, s)) and Softmax; the probabilities merged back, with a Reshape
+// built from Shape(probs), for the PV MatMul.
+func buildHeadsInBatch(b *ir.Builder, c headsInBatchCase) []*ir.Value {
+	one := func(name string, x int64) *ir.Value { return b.Const(name, i64([]int64{1}, x)) }
+	minus1, c1, c2, c3, c4 := one("minus1", -1), one("one", 1), one("two", 2), one("three", 3), one("four", 4)
+	var q3, k3, v3 *ir.Value
+	if c.inputs3D {
+		// The name shape inference gives B*H.
+		t := f32(ir.Sym("4*batch"), attnS, ir.Known(attnHead))
+		q3, k3, v3 = b.Input("q", t), b.Input("k", t), b.Input("v", t)
+	} else {
+		t := f32(attnB, ir.Known(attnHeads), attnS, ir.Known(attnHead))
+		merge := func(x *ir.Value) *ir.Value {
+			tail := b.Op("Slice", b.Op("Shape", x), c2, c4)
+			return b.Op("Reshape", x, b.Op("Concat", minus1, tail, ir.IntAttr("axis", 0)))
+		}
+		q3, k3, v3 = merge(b.Input("q", t)), merge(b.Input("k", t)), merge(b.Input("v", t))
+	}
+	pos := b.Input("pos", f32(ir.Known(attnHead), attnS))
+	keep := b.Input("keep", ir.TensorOf(ir.Bool, attnB, ir.Known(1), ir.Known(1), attnS))
+	d := b.Op("Squeeze", b.Op("Slice", b.Op("Shape", q3), minus1, b.Const("int64_max", i64([]int64{1}, math.MaxInt64)), b.Const("axis0", i64([]int64{1}, 0))), b.Const("axes0", i64([]int64{1}, 0)))
+	scale := b.Op("Sqrt", b.Op("Mul", b.Op("Cast", d, ir.IntAttr("to", int64(ir.Float))), scalarConst(b, "factor", 3)))
+	qk := b.Op("MatMul", q3, b.Op("Div", b.Op("Transpose", k3, ir.IntsAttr("perm", 0, 2, 1)), scale))
+	c2p := b.Op("Div", b.Op("MatMul", q3, pos), scale)
+	s3 := b.Op("Add", qk, c2p)
+	heads := c4
+	if c.dynamicHeads {
+		heads = b.Input("heads", ir.TensorOfSizes(ir.Int64, 1))
+	}
+	split := b.Op("Concat", minus1, heads, b.Op("Slice", b.Op("Shape", s3), c1, c3), ir.IntAttr("axis", 0))
+	s4 := b.Op("Reshape", s3, split)
+	s4 = b.Op("Where", b.Op("Not", keep), scalarConst(b, "fill", -math.MaxFloat32), s4)
+	if c.softmax3D {
+		s3 := b.Op("Reshape", s4, b.Op("Concat", minus1, b.Op("Slice", b.Op("Shape", s4), c2, c4), ir.IntAttr("axis", 0)))
+		axis := int64(2)
+		if c.queryAxis {
+			axis = 1
+		}
+		p3 := b.Op("Softmax", s3, ir.IntAttr("axis", axis))
+		return []*ir.Value{b.Op("MatMul", p3, v3)}
+	}
+	p4 := b.Op("Softmax", s4, ir.IntAttr("axis", -1))
+	var merge *ir.Value
+	if c.dynamicHeads {
+		// Shape(probs) would have unknown dimensions: read the scores'.
+		merge = b.Op("Slice", b.Op("Shape", s3), c1, c3)
+	} else {
+		merge = b.Op("Slice", b.Op("Shape", p4), c2, c4)
+	}
+	p3 := b.Op("Reshape", p4, b.Op("Concat", minus1, merge, ir.IntAttr("axis", 0)))
+	out := []*ir.Value{b.Op("MatMul", p3, v3)}
+	if c.probsUsed {
+		out = append(out, p3)
+	}
+	return out
+}
+
+// headsInBatchFeeds returns random inputs for buildHeadsInBatch with
+// batch 2 and sequence 5; some keys are masked, never a whole row.
+func headsInBatchFeeds(t *testing.T, c headsInBatchCase) map[string]*cpu.Tensor {
+	t.Helper()
+	const batch, seq = 2, 5
+	r := rand.New(rand.NewPCG(5, 17))
+	floats := func(dims ...int64) *cpu.Tensor {
+		n := int64(1)
+		for _, x := range dims {
+			n *= x
+		}
+		xs := make([]float32, n)
+		for i := range xs {
+			xs[i] = float32(r.NormFloat64())
+		}
+		ct, err := cpu.FromIR(ir.Float32Tensor(dims, xs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct
+	}
+	feeds := map[string]*cpu.Tensor{"pos": floats(attnHead, seq)}
+	for _, name := range []string{"q", "k", "v"} {
+		if c.inputs3D {
+			feeds[name] = floats(batch*attnHeads, seq, attnHead)
+		} else {
+			feeds[name] = floats(batch, attnHeads, seq, attnHead)
+		}
+	}
+	keep, err := cpu.NewTensor(ir.Bool, []int{batch, 1, 1, seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := keep.Data.([]bool)
+	for i := range kv {
+		kv[i] = i%seq == 0 || r.IntN(3) != 0
+	}
+	kv[seq-1] = false // batch 0's last key is masked
+	feeds["keep"] = keep
+	return feeds
+}
+
+// TestFuseAttentionHeadsInBatch fuses the [B*H,S,S] form, with Q, K, V
+// merged from [B,H,S,D] (DeBERTa-v2) or given in 3-D, and with the
+// Softmax on 4-D or (older BART exports) 3-D scores, and checks the fused
+// graph against the unfused one on the CPU backend.
+func TestFuseAttentionHeadsInBatch(t *testing.T) {
+	for name, c := range map[string]headsInBatchCase{
+		"merged-from-4d": {},
+		"3d-inputs":      {inputs3D: true},
+		"3d-softmax":     {softmax3D: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			build := func() *ir.Model {
+				b := ir.NewBuilder(17)
+				b.Output(buildHeadsInBatch(b, c)...)
+				return b.Model()
+			}
+			feeds := headsInBatchFeeds(t, c)
+			want := runHeadsInBatch(t, build(), feeds)
+			m := build()
+			items := runFuseAttentionTest(t, m)
+			at := attentionNodes(m.Graph)
+			if len(at) != 1 {
+				t.Fatalf("%d tfc.Attention nodes, want 1; explanations %v\n%s", len(at), items, ir.PrintGraph(m.Graph))
+			}
+			n := at[0]
+			for _, op := range ops(m.Graph) {
+				if op == "Softmax" {
+					t.Fatalf("%s left after fusion:\n%s", op, ir.PrintGraph(m.Graph))
+				}
+			}
+			if got, want := float64(n.AttrFloat("scale", -1)), 1/math.Sqrt(attnHead*3); math.Abs(got-want) > 1e-6 {
+				t.Errorf("scale %g, want 1/sqrt(d*3) = %g", got, want)
+			}
+			if got := n.AttrString("mask_kind", ""); got != "boolean+additive" {
+				t.Errorf("mask_kind %q, want boolean+additive", got)
+			}
+			if got := n.AttrInt("num_heads", -1); got != attnHeads {
+				t.Errorf("num_heads %d, want %d", got, attnHeads)
+			}
+			if !c.inputs3D {
+				for i, name := range []string{"q", "k", "v"} {
+					if n.Inputs[i].Name != name {
+						t.Errorf("input %d is %q, want the [B,H,S,D] input %q before the head merge", i, n.Inputs[i].Name, name)
+					}
+				}
+			}
+			if n.Inputs[4].Name != "keep" {
+				t.Errorf("keep mask is %q, want the input keep (Not(Not(keep)) folded)", n.Inputs[4].Name)
+			}
+			got := runHeadsInBatch(t, m, feeds)
+			if len(got) != len(want) {
+				t.Fatalf("%d outputs, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if d := math.Abs(got[i] - want[i]); d > 1e-5+1e-4*math.Abs(want[i]) {
+					t.Fatalf("output element %d is %g, the unfused graph gives %g", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// runHeadsInBatch runs m's first output on the CPU backend.
+func runHeadsInBatch(t *testing.T, m *ir.Model, feeds map[string]*cpu.Tensor) []float64 {
+	t.Helper()
+	exe, err := cpu.Compile(m, cpu.Options{Threads: 1})
+	if err != nil {
+		t.Fatalf("cpu.Compile: %v\n%s", err, ir.PrintGraph(m.Graph))
+	}
+	outs, err := exe.Run(context.Background(), feeds)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, ir.PrintGraph(m.Graph))
+	}
+	y, ok := outs[m.Graph.Outputs[0].Name].Float64s()
+	if !ok {
+		t.Fatalf("output %q is not float", m.Graph.Outputs[0].Name)
+	}
+	return y
+}
+
+// TestFuseAttentionHeadsInBatchMustNotFuse: the [B*H,S,S] probabilities
+// returned too, a head count only known at run time, and a 3-D Softmax
+// over the query axis.
+func TestFuseAttentionHeadsInBatchMustNotFuse(t *testing.T) {
+	for name, c := range map[string]struct {
+		c      headsInBatchCase
+		reason string
+	}{
+		"probabilities-used-elsewhere": {headsInBatchCase{probsUsed: true}, "graph output"},
+		"head-count-not-known":         {headsInBatchCase{dynamicHeads: true}, "splits the scores"},
+		"3d-softmax-over-queries":      {headsInBatchCase{softmax3D: true, queryAxis: true}, "normalizes the key axis"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := ir.NewBuilder(17)
+			b.Output(buildHeadsInBatch(b, c.c)...)
+			m := b.Model()
+			items := runFuseAttentionTest(t, m)
+			if n := len(attentionNodes(m.Graph)); n != 0 {
+				t.Fatalf("fused %d attention nodes:\n%s", n, ir.PrintGraph(m.Graph))
+			}
+			var texts []string
+			found := false
+			for _, e := range items {
+				texts = append(texts, e.String())
+				if e.Pass == "fuse-attention" && strings.Contains(e.Reason, c.reason) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no fuse-attention explanation says %q:\n%s", c.reason, strings.Join(texts, "\n"))
+			}
+		})
+	}
+}
+
+// TestStaticScalar evaluates scales computed from shapes: known
+// dimensions fold, symbolic ones do not.
+func TestStaticScalar(t *testing.T) {
+	b := ir.NewBuilder(17)
+	x := b.Input("x", f32(attnB, attnS, ir.Known(12)))
+	last := b.Op("Slice", b.Op("Shape", x), b.Const("from", i64([]int64{1}, -1)), b.Const("to", i64([]int64{1}, math.MaxInt64)))
+	cast := func(v *ir.Value) *ir.Value { return b.Op("Cast", v, ir.IntAttr("to", int64(ir.Float))) }
+	known := b.Op("Sqrt", b.Op("Mul", cast(b.Op("Squeeze", last)), scalarConst(b, "three", 3)))
+	first := b.Op("Gather", b.Op("Shape", x), b.Const("zero", i64([]int64{}, 0)), ir.IntAttr("axis", 0))
+	symbolic := b.Op("Sqrt", cast(first))
+	halved := b.Op("Div", b.Op("Squeeze", last), b.Const("five", i64([]int64{}, 5)))
+	b.Output(known, symbolic, halved)
+	m := b.Model()
+	if _, err := ir.InferShapes(m); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := staticScalar(known); !ok || math.Abs(got-6) > 1e-6 {
+		t.Errorf("sqrt(12*3) = %g, %v; want 6, true", got, ok)
+	}
+	if got, ok := staticScalar(symbolic); ok {
+		t.Errorf("sqrt(batch) evaluated to %g", got)
+	}
+	if got, ok := staticScalar(halved); !ok || got != 2 {
+		t.Errorf("integer 12/5 = %g, %v; want 2 (truncated), true", got, ok)
 	}
 }

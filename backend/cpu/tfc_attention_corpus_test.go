@@ -31,9 +31,7 @@ var denseAttentionKinds = map[string]bool{"bidirectional": true, "causal": true,
 // knownUnfused are dense-attention corpus models that fuse-attention does
 // not fuse yet, with why (the --explain reason, shortened). The test fails
 // if one of them starts fusing, so that this list stays true.
-var knownUnfused = map[string]string{
-	"deberta-v2": "disentangled attention: the probabilities are reshaped to [B*H,S,S] and multiplied by V in 3-D",
-}
+var knownUnfused = map[string]string{}
 
 type manifestRow struct {
 	kind   string
