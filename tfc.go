@@ -53,6 +53,10 @@ type Options struct {
 	// pass to PrintIRTo.
 	PrintIRAfter string
 	PrintIRTo    io.Writer
+	// Target is what the written model is for: "onnx" (default; tfc ops
+	// stay, tfc runs them) or "ort" (every tfc op is lowered to ops ONNX
+	// Runtime runs, by the export-ort pass at the end of the pipeline).
+	Target string
 }
 
 // Result is the outcome of Compile.
@@ -88,6 +92,9 @@ func Compile(ctx context.Context, m *ir.Model, opts Options) (*Result, error) {
 		pipe, err = passes.ForLevel(opts.Level)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := passes.AppendTarget(pipe, opts.Target); err != nil {
 		return nil, err
 	}
 	pipe.VerifyEach = opts.VerifyEach

@@ -6,10 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/tfc-compiler/tfc"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/ir"
+	"github.com/tfc-compiler/tfc/report"
 )
 
 func newCompileCmd() *cobra.Command {
@@ -23,6 +26,7 @@ func newCompileCmd() *cobra.Command {
 		passSpec      string
 		explain       bool
 		printIRAfter  string
+		target        string
 	)
 	cmd := &cobra.Command{
 		Use:   "compile MODEL -o OUT",
@@ -42,7 +46,14 @@ braces: --passes 'canonicalize{cse=false},infer-shapes'.
 Softmax) but did not match, the first condition that failed and the nodes
 involved. --print-ir-after PASS|all prints the IR text after that pass to
 stdout. --report FILE.json writes per-pass timing, node counts, rewrites by
-rule and fused-op counts.
+rule and fused-op counts; --report FILE.html writes one self-contained page
+with the same tables and the graph before and after, fused regions
+highlighted.
+
+--target ort lowers every tfc op to ops ONNX Runtime runs: opset-23
+Attention/RMSNormalization where the model's opset allows, else
+com.microsoft MultiHeadAttention/SkipLayerNormalization/BiasGelu/FastGelu,
+else standard ops (docs/fusion.md, "Export to ONNX Runtime").
 
 OUT is written to a temporary file next to it and renamed into place, so a
 failure never leaves a half-written file. Tensors go to an external data file
@@ -51,6 +62,7 @@ failure never leaves a half-written file. Tensors go to an external data file
 		Example: `  tfc compile model.onnx -o model.opt.onnx -O0
   tfc compile model.onnx -o out.onnx --report report.json
   tfc compile model.onnx -o out.onnx --explain
+  tfc compile model.onnx -o out.ort.onnx --target ort --report report.html
   tfc compile model.onnx -o out.onnx --passes canonicalize,infer-shapes --print-ir-after all`,
 		Args: exactArgs(1, "one model file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +80,13 @@ failure never leaves a half-written file. Tensors go to an external data file
 			default:
 				return fmt.Errorf("--external-data %q is not one of auto, always, never", externalData)
 			}
+			switch target {
+			case "onnx", "ort", "cpu":
+			case "cuda":
+				return fmt.Errorf("--target cuda: the CUDA backend is not built yet; use onnx, ort or cpu")
+			default:
+				return fmt.Errorf("--target %q is not one of onnx, ort, cpu", target)
+			}
 			if same, _ := sameFile(args[0], out); same {
 				return fmt.Errorf("output %s is the input model: choose another -o", out)
 			}
@@ -79,7 +98,11 @@ failure never leaves a half-written file. Tensors go to an external data file
 			}
 			defer m.Close()
 			prog.step("running -O%d", level)
-			opts := tfc.Options{Level: level, Passes: passSpec, VerifyEach: verifyEach, Explain: explain}
+			opts := tfc.Options{Level: level, Passes: passSpec, VerifyEach: verifyEach, Explain: explain, Target: target}
+			var before *ir.Model
+			if strings.HasSuffix(strings.ToLower(reportPath), ".html") {
+				before = m.CloneStructure() // shares the weights; the page shows the graph before and after
+			}
 			if printIRAfter != "" {
 				opts.PrintIRAfter, opts.PrintIRTo = printIRAfter, cmd.OutOrStdout()
 			}
@@ -98,7 +121,13 @@ failure never leaves a half-written file. Tensors go to an external data file
 			if err := onnx.EncodeFile(res.Model, out, onnx.EncodeOptions{ExternalData: mode}); err != nil {
 				return err
 			}
-			if reportPath != "" {
+			switch {
+			case reportPath == "":
+			case before != nil:
+				if err := report.WriteHTMLFile(reportPath, before, res.Model, res.Report.Report); err != nil {
+					return err
+				}
+			default:
 				if err := writeJSONFile(reportPath, res.Report); err != nil {
 					return err
 				}
@@ -110,7 +139,8 @@ failure never leaves a half-written file. Tensors go to an external data file
 	f := cmd.Flags()
 	f.StringVarP(&out, "output", "o", "", "where to write the compiled model (required)")
 	f.IntVarP(&level, "opt-level", "O", 2, "optimization level 0..3 (write -O0 ... -O3)")
-	f.StringVar(&reportPath, "report", "", "write a JSON report of what each pass did to this file")
+	f.StringVar(&reportPath, "report", "", "write a report of what each pass did: FILE.json, or FILE.html (one self-contained page with the graph before and after)")
+	f.StringVar(&target, "target", "onnx", "what OUT is for: onnx (tfc ops; tfc runs them), ort (only ops ONNX Runtime runs), cpu (as onnx)")
 	f.BoolVar(&verifyEach, "verify-each", false, "verify the IR after every pass")
 	f.BoolVar(&keepFunctions, "keep-functions", false, "keep model-local functions instead of inlining them")
 	f.StringVar(&externalData, "external-data", "auto", "where tensors go: auto (external only above 2 GiB), always, never")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -217,4 +218,36 @@ func TestBenchJSON(t *testing.T) {
 	code, _, errOut = runCLI("bench", corpusModel, "--lengths", "uniform:9-3")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "uniform:A-B")
+}
+
+func TestCompileTargetOrtAndHTMLReport(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bert.ort.onnx")
+	pagePath := filepath.Join(dir, "report.html")
+	code, _, errOut := runCLI("compile", corpusModel, "-o", out, "--target", "ort", "--report", pagePath)
+	require.Equal(t, 0, code, errOut)
+
+	m, _, err := onnx.DecodeFile(out, onnx.DecodeOptions{})
+	require.NoError(t, err)
+	defer m.Close()
+	m.Graph.Walk(func(n *ir.Node) {
+		require.NotEqual(t, "tfc", n.Domain, "--target ort left a tfc op: %s", n.Describe())
+	})
+	require.Zero(t, m.OpsetVersion("tfc"))
+
+	html, err := os.ReadFile(pagePath)
+	require.NoError(t, err)
+	page := string(html)
+	require.True(t, strings.Contains(page, "<html") && strings.Contains(page, "fuse-attention"), "the page lacks its sections")
+	// The page must open offline: nothing it loads may come from a network
+	// (the SVG namespace URI is a name, not a fetch).
+	fetch := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?https?:|@import`)
+	require.Empty(t, fetch.FindString(page), "the page fetches from the network")
+
+	code, _, errOut = runCLI("compile", corpusModel, "-o", out, "--target", "cuda")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "CUDA backend is not built yet")
+	code, _, errOut = runCLI("compile", corpusModel, "-o", out, "--target", "tpu")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "tpu")
 }

@@ -3,7 +3,7 @@
 compares its outputs with the stored references (rtol 1e-3, atol 1e-4; the
 synthetic variants below at rtol 1e-4, atol 1e-5).
 
-    /work/venv/bin/python tools/peer/ort_parity.py [--dir DIR] [--keep]
+    .venv/bin/python tools/peer/ort_parity.py [--dir DIR] [--keep]
 
 It first writes the exported models by running the Go test
 TestExportCorpusFiles (passes/export_ort_test.go) with TFC_EXPORT_DIR=DIR:
@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--dir", help="where the exported models go (default: a temporary folder)")
     ap.add_argument("--no-export", action="store_true", help="use the models already in --dir")
     ap.add_argument("--ops", action="store_true", help="print the ONNX Runtime-specific ops of each export")
+    ap.add_argument("--tsv", help="also write the corpus rows (name, result) to this file, e.g. testdata/peers/ort_parity.tsv for docs/fusion-table.md")
     args = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = args.dir or tempfile.mkdtemp(prefix="tfc-ort-")
@@ -133,6 +134,12 @@ def main():
     for name, path, ok, detail in rows:
         extra = ("  [" + ", ".join(ops_of(path)) + "]") if args.ops else ""
         print("%-*s  %-4s  %s%s" % (w, name, "ok" if ok else "FAIL", detail, extra))
+    if args.tsv:
+        with open(args.tsv, "w") as f:
+            f.write("name\tresult\tops\n")
+            for name, path, ok, detail in rows:
+                if not name.startswith("variant/"):
+                    f.write("%s\t%s\t%s\n" % (name, "ok" if ok else "FAIL", " ".join(ops_of(path))))
     print("%d passed, %d failed" % (passed, len(rows) - passed))
     return 0 if passed == len(rows) else 1
 
