@@ -123,6 +123,10 @@ func TestFusionTable(t *testing.T) {
 		ortPar := "not measured"
 		if p, ok := ortParity[name]; ok {
 			ortPar = p["result"]
+			if p["ops"] != "" {
+				ortPar += " (" + p["ops"] + ")"
+			}
+			require.Equal(t, "ok", p["result"], "%s: the --target ort export does not match in ONNX Runtime (tools/peer/ort_parity.py)", name)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %d / %d / %d / %d / %d | %s | %s | %s |\n", name, kind, layers, fused["Attention"], ortCell,
 			fused["LayerNorm"], fused["SkipLayerNorm"], fused["RMSNorm"], fused["Gelu"], fused["BiasGelu"], ortNorm, parity, ortPar)
