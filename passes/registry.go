@@ -69,7 +69,6 @@ type PlannedPass struct {
 // Planned lists passes of issue 5 and DESIGN.md that are not written yet.
 // They are documented but appear in no pipeline until registered.
 var Planned = []PlannedPass{
-	{"remove-padding", 3, "pack valid tokens after the embeddings, unpack at the outputs"},
 	{"drop-attention", 0, "LLM-Drop: drop the k most redundant attention blocks (changes the model)"},
 	{"sink-cache", 0, "StreamingLLM sink + window KV cache (changes the model)"},
 }
@@ -132,7 +131,8 @@ var levels = [][]string{
 		"fuse-bias",
 		"fuse-attention",
 		"canonicalize",
-		// remove-padding goes here once registered.
+		"remove-padding", // pack valid tokens once after the embeddings, unpack at the outputs
+		"canonicalize",   // drop the padded shape arithmetic the packing left dead
 	},
 }
 
