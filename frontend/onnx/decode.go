@@ -73,6 +73,10 @@ func DecodeFile(path string, opts DecodeOptions) (m *ir.Model, info *Info, err e
 			return nil, nil, err
 		}
 		data, closer = mp.data, mp
+		// Decoding reads only field headers: no readahead into the
+		// weights while it runs (see stream_advice.go).
+		mp.advise(accessRandom)
+		defer mp.advise(accessNormal)
 	}
 	info.FileBytes = int64(len(data))
 	opts.BaseDir = filepath.Dir(path)

@@ -142,13 +142,16 @@ func EncodeFile(m *ir.Model, path string, opts EncodeOptions) (err error) {
 		cleanup()
 		return fmt.Errorf("the encoded model would be %d bytes, over protobuf's 2 GiB limit; use external data", size)
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(mp)
-	if err != nil {
-		cleanup()
-		return err
-	}
 	tmpModel, err := writeTemp(path, func(f *os.File) error {
-		_, err := f.Write(data)
+		if !streamEncoding {
+			data, err := proto.MarshalOptions{Deterministic: true}.Marshal(mp)
+			if err != nil {
+				return err
+			}
+			_, err = f.Write(data)
+			return err
+		}
+		_, err := writeModelStreamed(newWritebackWriter(f), mp, e.tensors)
 		return err
 	})
 	if err != nil {
@@ -171,6 +174,11 @@ func EncodeFile(m *ir.Model, path string, opts EncodeOptions) (err error) {
 	syncDir(dir)
 	return nil
 }
+
+// streamEncoding says whether EncodeFile streams large raw_data from the
+// tensors' views (see stream.go) instead of marshaling the model into one
+// buffer; tests turn it off to compare against the plain encoding.
+var streamEncoding = true
 
 // pendingFile is a finished temporary file and the name it gets.
 type pendingFile struct{ tmp, final string }
@@ -295,7 +303,8 @@ const externalAlign = 64
 // temporary data file for dataPath and points the TensorProtos at
 // location. It returns the temporary file's name.
 func (e *encoder) writeExternal(dataPath, location string, threshold int64) (string, error) {
-	return writeTemp(dataPath, func(f *os.File) error {
+	return writeTemp(dataPath, func(file *os.File) error {
+		f := newWritebackWriter(file)
 		var offset int64
 		pad := make([]byte, externalAlign)
 		for _, tp := range e.initializers {
@@ -332,6 +341,10 @@ type encoder struct {
 	// stored are the tensors that were read from external data, with
 	// where they were: EncodeFile can write them back the same way.
 	stored []storedTensor
+	// tensors are all TensorProtos made from IR tensors (initializers,
+	// attribute tensors, sparse tensors' parts): the ones whose raw_data
+	// EncodeFile may stream.
+	tensors []*onnxpb.TensorProto
 }
 
 type storedTensor struct {
@@ -339,13 +352,18 @@ type storedTensor struct {
 	ref *ir.ExternalRef
 }
 
-// tensor encodes t and remembers it if it came from external data.
+// tensor encodes t and records it (in tensors, and in stored if it came
+// from external data).
 func (e *encoder) tensor(t *ir.Tensor, name string) (*onnxpb.TensorProto, error) {
 	tp, err := tensorProto(t, name)
-	if err == nil && t.External != nil && t.DType != ir.String {
+	if err != nil {
+		return nil, err
+	}
+	if t.External != nil && t.DType != ir.String {
 		e.stored = append(e.stored, storedTensor{tp, t.External})
 	}
-	return tp, err
+	e.tensors = append(e.tensors, tp)
+	return tp, nil
 }
 
 func (e *encoder) model(m *ir.Model) (*onnxpb.ModelProto, error) {
@@ -430,7 +448,7 @@ func (e *encoder) graph(g *ir.Graph) (*onnxpb.GraphProto, error) {
 			gp.Initializer = append(gp.Initializer, tp)
 			e.initializers = append(e.initializers, tp)
 		case v.SparseConst != nil:
-			sp, err := sparseProto(v.SparseConst, v.Name)
+			sp, err := e.sparse(v.SparseConst, v.Name)
 			if err != nil {
 				return nil, fmt.Errorf("graph %q: sparse constant %q: %w", g.Name, v.Name, err)
 			}
@@ -517,7 +535,7 @@ func (e *encoder) attr(a *ir.Attr) (*onnxpb.AttributeProto, error) {
 		}
 		ap.G, err = e.graph(a.G)
 	case ir.AttrSparseTensor:
-		ap.SparseTensor, err = sparseProto(a.Sparse, "")
+		ap.SparseTensor, err = e.sparse(a.Sparse, "")
 	case ir.AttrTypeProto:
 		if a.TypeP == nil {
 			return nil, fmt.Errorf("type attribute has no type")
@@ -550,7 +568,7 @@ func (e *encoder) attr(a *ir.Attr) (*onnxpb.AttributeProto, error) {
 		}
 	case ir.AttrSparseTensors:
 		for _, s := range a.Sparses {
-			sp, err := sparseProto(s, "")
+			sp, err := e.sparse(s, "")
 			if err != nil {
 				return nil, err
 			}
@@ -572,7 +590,7 @@ func (e *encoder) attr(a *ir.Attr) (*onnxpb.AttributeProto, error) {
 	return ap, err
 }
 
-func sparseProto(s *ir.SparseTensor, name string) (*onnxpb.SparseTensorProto, error) {
+func (e *encoder) sparse(s *ir.SparseTensor, name string) (*onnxpb.SparseTensorProto, error) {
 	if s == nil || s.Values == nil {
 		return nil, fmt.Errorf("sparse tensor has no values")
 	}
@@ -580,11 +598,13 @@ func sparseProto(s *ir.SparseTensor, name string) (*onnxpb.SparseTensorProto, er
 	if err != nil {
 		return nil, fmt.Errorf("values: %w", err)
 	}
+	e.tensors = append(e.tensors, vals)
 	sp := &onnxpb.SparseTensorProto{Values: vals, Dims: append([]int64(nil), s.Dims...)}
 	if s.Indices != nil {
 		if sp.Indices, err = tensorProto(s.Indices, ""); err != nil {
 			return nil, fmt.Errorf("indices: %w", err)
 		}
+		e.tensors = append(e.tensors, sp.Indices)
 	}
 	return sp, nil
 }

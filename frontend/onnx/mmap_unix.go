@@ -56,3 +56,6 @@ func mapFile(path string) (*mapping, error) {
 }
 
 const canMmap = true
+
+// advise tells the kernel how the whole mapping is about to be read.
+func (m *mapping) advise(a access) { adviseRange(m.data, a) }
