@@ -42,7 +42,9 @@ normals. Dimension symbols containing "batch" take --batch, those containing
 "past" take --past, the others take --seq.
 
 --lengths uniform:A-B draws each sequence's valid length uniformly from
-[A, B] (fixed seed); without it every sequence has --seq valid tokens.`,
+[A, B] (fixed seed); --lengths list:L1,L2,... gives each sequence's length
+(one per --batch, e.g. to replay a measured distribution); without it every
+sequence has --seq valid tokens.`,
 		Example: `  tfc bench testdata/models/bert-ts-eager-op17/model.onnx --batch 8 --seq 128
   tfc bench model.onnx --batch 32 --seq 128 --lengths uniform:8-128 --json`,
 		Args: exactArgs(1, "one model file"),
@@ -106,7 +108,7 @@ normals. Dimension symbols containing "batch" take --batch, those containing
 	f.IntVar(&batch, "batch", 1, "sequences per batch")
 	f.IntVar(&seq, "seq", 128, "sequence length (padded)")
 	f.IntVar(&past, "past", 0, "past length for decoders with past key/value inputs")
-	f.StringVar(&lengths, "lengths", "", "valid lengths per sequence: uniform:A-B (default: all --seq)")
+	f.StringVar(&lengths, "lengths", "", "valid lengths per sequence: uniform:A-B or list:L1,L2,... (default: all --seq)")
 	f.IntVar(&warmup, "warmup", 3, "untimed runs first")
 	f.IntVar(&iters, "iters", 20, "timed runs")
 	f.BoolVar(&asJSON, "json", false, "print results as JSON (keys median_ms, p90_ms, tokens_per_s, peak_bytes, ...)")
@@ -143,12 +145,26 @@ func parseLengths(spec string, batch, seq int, seed uint64) ([]int, error) {
 		}
 		return lens, nil
 	}
+	if list, ok := strings.CutPrefix(spec, "list:"); ok {
+		parts := strings.Split(list, ",")
+		if len(parts) != batch {
+			return nil, fmt.Errorf("--lengths list: gives %d lengths for --batch %d", len(parts), batch)
+		}
+		for i, p := range parts {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || n < 1 || n > seq {
+				return nil, fmt.Errorf("--lengths list: %q is not a length in 1..--seq (%d)", p, seq)
+			}
+			lens[i] = n
+		}
+		return lens, nil
+	}
 	kind, rng, ok := strings.Cut(spec, ":")
 	lo, hi, ok2 := strings.Cut(rng, "-")
 	a, err1 := strconv.Atoi(lo)
 	b, err2 := strconv.Atoi(hi)
 	if !ok || !ok2 || kind != "uniform" || err1 != nil || err2 != nil || a < 1 || b < a || b > seq {
-		return nil, fmt.Errorf("--lengths %q: want uniform:A-B with 1 <= A <= B <= --seq (%d)", spec, seq)
+		return nil, fmt.Errorf("--lengths %q: want uniform:A-B with 1 <= A <= B <= --seq (%d), or list:L1,L2,... with one length per sequence", spec, seq)
 	}
 	r := rand.New(rand.NewPCG(seed, 7))
 	for i := range lens {

@@ -251,3 +251,18 @@ func TestCompileTargetOrtAndHTMLReport(t *testing.T) {
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "tpu")
 }
+
+func TestBenchLengthList(t *testing.T) {
+	code, out, errOut := runCLI("bench", corpusModel, "--batch", "3", "--seq", "16", "--lengths", "list:5,16,1", "--warmup", "0", "--iters", "1", "--json")
+	require.Equal(t, 0, code, errOut)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.EqualValues(t, 22, res["valid_tokens"])
+
+	code, _, errOut = runCLI("bench", corpusModel, "--batch", "3", "--seq", "16", "--lengths", "list:5,17,1")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, `"17"`)
+	code, _, errOut = runCLI("bench", corpusModel, "--batch", "2", "--seq", "16", "--lengths", "list:5,6,7")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "3 lengths for --batch 2")
+}
