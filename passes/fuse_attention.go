@@ -56,6 +56,7 @@ func runFuseAttention(ctx *Context, m *ir.Model, opts Values) (Stats, error) {
 	}
 	if ctx.Explain != nil {
 		ctx.Explain.Items = append(ctx.Explain.Items, explainSoftmaxes(ctx.pass, m.Graph, inner.Explain.Items)...)
+		ctx.Explain.Items = append(ctx.Explain.Items, explainNonSoftmaxAttention(ctx.pass, m.Graph)...)
 	}
 	return st, nil
 }
