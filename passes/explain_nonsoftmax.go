@@ -10,7 +10,8 @@ import (
 // explainNonSoftmaxAttention covers the attention kinds fuse-attention has
 // no op for. Kernel (Performer/FAVOR+), linear and LSH (Reformer)
 // attention never reach a Softmax, so explainSoftmaxes has no anchor for
-// them. When a graph kept no fused attention at all but still multiplies
+// them. When a graph has no Softmax and kept no fused attention at all but
+// still multiplies
 // two computed tensors (a MatMul or two-input Einsum with no constant
 // operand: the QK^T or PV product of attention), --explain says so once
 // for that graph and names the products. Graphs where some attention fused
@@ -20,8 +21,8 @@ func explainNonSoftmaxAttention(pass string, g *ir.Graph) []Explanation {
 	fused := false
 	var products []string
 	g.Walk(func(n *ir.Node) {
-		if n.Domain == "tfc" && (n.Op == "Attention" || n.Op == "PackedAttention") {
-			fused = true
+		if (n.Domain == "tfc" && (n.Op == "Attention" || n.Op == "PackedAttention")) || (n.Domain == "" && n.Op == "Softmax") {
+			fused = true // fused, or explained at its Softmax by explainSoftmaxes
 		}
 		if n.Domain != "" || (n.Op != "MatMul" && n.Op != "Einsum") || len(n.Inputs) != 2 {
 			return
