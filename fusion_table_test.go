@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tfc-compiler/tfc"
 	"github.com/tfc-compiler/tfc/backend/cpu"
-	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -143,69 +142,17 @@ func TestFusionTable(t *testing.T) {
 }
 
 // cpuParity runs a compiled model on every data set of its folder and
-// compares with the references; it fails the test on a mismatch and
-// returns the table cell.
+// compares with the references (rtol 1e-3, atol 1e-4); it fails the test
+// on a mismatch and returns the table cell.
 func cpuParity(t *testing.T, model *ir.Model, dir string) string {
 	t.Helper()
 	exe, err := cpu.Compile(model, cpu.Options{})
 	require.NoError(t, err, dir)
-	sets, _ := filepath.Glob(filepath.Join(dir, "test_data_set_*"))
-	require.NotEmpty(t, sets)
-	for _, set := range sets {
-		feeds := map[string]*cpu.Tensor{}
-		var inputs []string
-		for _, v := range model.Graph.Inputs {
-			if v.Const == nil {
-				inputs = append(inputs, v.Name)
-			}
-		}
-		for i := 0; ; i++ {
-			p := filepath.Join(set, fmt.Sprintf("input_%d.pb", i))
-			if _, err := os.Stat(p); err != nil {
-				break
-			}
-			it, err := onnx.ReadTensorFile(p)
-			require.NoError(t, err)
-			ct, err := cpu.FromIR(it)
-			require.NoError(t, err)
-			name := it.Name
-			if !contains(inputs, name) {
-				name = inputs[i]
-			}
-			feeds[name] = ct
-		}
-		outs, err := exe.Run(context.Background(), feeds)
-		require.NoError(t, err, set)
-		for i, v := range model.Graph.Outputs {
-			ref, err := onnx.ReadTensorFile(filepath.Join(set, fmt.Sprintf("output_%d.pb", i)))
-			require.NoError(t, err)
-			want, err := cpu.FromIR(ref)
-			require.NoError(t, err)
-			got := outs[v.Name]
-			require.NotNil(t, got, "%s: output %s", set, v.Name)
-			require.Equal(t, want.Shape, got.Shape, "%s: output %s", set, v.Name)
-			g, ok1 := got.Float64s()
-			w, ok2 := want.Float64s()
-			require.True(t, ok1 && ok2)
-			for k := range w {
-				if math.IsNaN(w[k]) && math.IsNaN(g[k]) {
-					continue
-				}
-				d := math.Abs(g[k] - w[k])
-				require.LessOrEqual(t, d, 1e-4+1e-3*math.Abs(w[k]), "%s: output %s element %d: got %g, want %g", set, v.Name, k, g[k], w[k])
-			}
-		}
-	}
+	err = refdata.Check(context.Background(), exe, model.Graph, dir, func(got, want *cpu.Tensor) error {
+		return refdata.Compare(got, want, 1e-3, 1e-4).Err()
+	})
+	require.NoError(t, err, dir)
 	// The worst error is not printed: it may change in the last digit with
 	// the thread count, and the table must be stable.
 	return "ok"
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -3,21 +3,15 @@ package cpu_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
-	"github.com/tfc-compiler/tfc/frontend/onnx/onnxpb"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -57,180 +51,6 @@ func nodeTestsDir(t *testing.T) string {
 	return dir
 }
 
-// readValue decodes input_K.pb / output_K.pb: a serialized TensorProto,
-// or a SequenceProto or OptionalProto when the graph declares one.
-func readValue(path string, typ ir.Type) (*cpu.Tensor, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", err
-	}
-	return decodeValue(path, b, typ)
-}
-
-// decodeValue decodes one message by the declared type. SequenceProto
-// and OptionalProto (onnx-data.proto) are not among the generated
-// bindings, so their few fields are read with protowire: name = 1,
-// tensor_values / tensor_value = 3, sequence_value = 5 (optional only).
-func decodeValue(path string, b []byte, typ ir.Type) (*cpu.Tensor, string, error) {
-	if typ.Kind != ir.KindSequence && typ.Kind != ir.KindOptional {
-		return tensorFromProto(path, b)
-	}
-	bad := fmt.Errorf("%s: malformed %v message", path, typ)
-	var name string
-	elems := []*cpu.Tensor{}
-	var inner *cpu.Tensor
-	for len(b) > 0 {
-		num, wt, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, "", bad
-		}
-		b = b[n:]
-		if wt != protowire.BytesType || (num != 1 && num != 3 && num != 5) {
-			n = protowire.ConsumeFieldValue(num, wt, b)
-			if n < 0 {
-				return nil, "", bad
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return nil, "", bad
-		}
-		b = b[n:]
-		switch {
-		case num == 1:
-			name = string(v)
-		case typ.Kind == ir.KindSequence && num == 3:
-			t, _, err := tensorFromProto(path, v)
-			if err != nil {
-				return nil, "", err
-			}
-			elems = append(elems, t)
-		case typ.Kind == ir.KindOptional && (num == 3 || num == 5):
-			innerType := ir.TensorOfUnknownRank(ir.Undefined)
-			if num == 5 {
-				innerType = ir.Type{Kind: ir.KindSequence}
-			}
-			t, _, err := decodeValue(path, v, innerType)
-			if err != nil {
-				return nil, "", err
-			}
-			inner = t
-		}
-	}
-	if typ.Kind == ir.KindOptional {
-		return cpu.NewOptional(inner), name, nil
-	}
-	return cpu.NewSequence(elems), name, nil
-}
-
-// tensorFromProto decodes a serialized TensorProto into a runtime tensor.
-func tensorFromProto(path string, b []byte) (*cpu.Tensor, string, error) {
-	var tp onnxpb.TensorProto
-	if err := proto.Unmarshal(b, &tp); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
-	}
-	shape := make([]int, len(tp.GetDims()))
-	for i, d := range tp.GetDims() {
-		shape[i] = int(d)
-	}
-	dt := ir.DataType(tp.GetDataType())
-	if raw := tp.GetRawData(); len(raw) > 0 || dt.ByteSize(int64(shapeProduct(shape))) == 0 {
-		t, err := cpu.FromRaw(dt, shape, raw)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", path, err)
-		}
-		return t, tp.GetName(), nil
-	}
-	t, err := cpu.NewTensor(dt, shape)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
-	}
-	n := shapeProduct(shape)
-	fail := func(field string, got int) error {
-		return fmt.Errorf("%s: %s holds %d values, shape %v needs %d", path, field, got, shape, n)
-	}
-	switch d := t.Data.(type) {
-	case []float32:
-		if len(tp.GetFloatData()) != n {
-			return nil, "", fail("float_data", len(tp.GetFloatData()))
-		}
-		copy(d, tp.GetFloatData())
-	case []float64:
-		if len(tp.GetDoubleData()) != n {
-			return nil, "", fail("double_data", len(tp.GetDoubleData()))
-		}
-		copy(d, tp.GetDoubleData())
-	case []int64:
-		if len(tp.GetInt64Data()) != n {
-			return nil, "", fail("int64_data", len(tp.GetInt64Data()))
-		}
-		copy(d, tp.GetInt64Data())
-	case []uint64:
-		copyInto(d, tp.GetUint64Data())
-	case []uint32:
-		copyInto(d, tp.GetUint64Data())
-	case []string:
-		for i, s := range tp.GetStringData() {
-			if i < len(d) {
-				d[i] = string(s)
-			}
-		}
-	default: // int32_data carries int8/16/32, uint8/16, bool, float16/bfloat16 bits
-		v := tp.GetInt32Data()
-		if dt.Bits() < 8 { // sub-byte types: each entry is one byte of packed data
-			raw := make([]byte, len(v))
-			for i, x := range v {
-				raw[i] = byte(x)
-			}
-			t, err := cpu.FromRaw(dt, shape, raw)
-			if err != nil {
-				return nil, "", fmt.Errorf("%s: %w", path, err)
-			}
-			return t, tp.GetName(), nil
-		}
-		if len(v) != n {
-			return nil, "", fail("int32_data", len(v))
-		}
-		switch d := d.(type) {
-		case []int32:
-			copy(d, v)
-		case []int16:
-			copyInto(d, v)
-		case []int8:
-			copyInto(d, v)
-		case []uint8:
-			copyInto(d, v)
-		case []uint16:
-			copyInto(d, v)
-		case []bool:
-			for i, x := range v {
-				d[i] = x != 0
-			}
-		default:
-			return nil, "", fmt.Errorf("%s: element type %v is not supported by this reader", path, dt)
-		}
-	}
-	return t, tp.GetName(), nil
-}
-
-func copyInto[D, S int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](dst []D, src []S) {
-	for i := range dst {
-		if i < len(src) {
-			dst[i] = D(src[i])
-		}
-	}
-}
-
-func shapeProduct(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
-	}
-	return n
-}
-
 // compareTensors reports the first mismatch between got and want.
 func compareTensors(got, want *cpu.Tensor) error {
 	if got.IsOptional() || want.IsOptional() {
@@ -259,44 +79,21 @@ func compareTensors(got, want *cpu.Tensor) error {
 	if got.DType != want.DType {
 		return fmt.Errorf("element type %v, want %v", got.DType, want.DType)
 	}
-	if !slices.Equal(got.Shape, want.Shape) {
-		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
+	rtol, atol := confRTol, confATol
+	if !want.DType.IsFloat() {
+		rtol, atol = 0, 0 // integers, booleans and strings must be exact
 	}
-	if gs, ok := got.Data.([]string); ok {
-		ws := want.Data.([]string)
-		for i := range gs {
-			if gs[i] != ws[i] {
-				return fmt.Errorf("element %d is %q, want %q", i, gs[i], ws[i])
-			}
-		}
+	m := refdata.Compare(got, want, rtol, atol)
+	switch {
+	case m.OK():
 		return nil
+	case m.Problem != "" && m.Count > 0: // strings
+		i := m.First.Index
+		return fmt.Errorf("element %d is %q, want %q", i, got.Data.([]string)[i], want.Data.([]string)[i])
+	case m.Problem != "":
+		return fmt.Errorf("%s", m.Problem)
 	}
-	g, ok1 := got.Float64s()
-	w, ok2 := want.Float64s()
-	if !ok1 || !ok2 || len(g) != len(w) {
-		return fmt.Errorf("cannot compare %v with %v", got, want)
-	}
-	exact := !want.DType.IsFloat()
-	bad, first := 0, -1
-	worst := 0.0
-	for i := range g {
-		a, b := g[i], w[i]
-		if a == b || (a != a && b != b) {
-			continue
-		}
-		if !exact && !math.IsInf(b, 0) && !math.IsNaN(a) && math.Abs(a-b) <= confATol+confRTol*math.Abs(b) {
-			continue
-		}
-		bad++
-		if first < 0 {
-			first = i
-		}
-		worst = max(worst, math.Abs(a-b))
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d of %d elements differ; first at %d: got %g, want %g; largest difference %g", bad, len(g), first, g[first], w[first], worst)
-	}
-	return nil
+	return fmt.Errorf("%d of %d elements differ; first at %d: got %g, want %g; largest difference %g", m.Count, m.Total, m.First.Index, m.First.Got, m.First.Want, m.MaxAbsErr)
 }
 
 // modelOps lists the qualified ops of a model, nested graphs included.
@@ -319,6 +116,22 @@ func modelOps(m *ir.Model) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// unclaimed lists the ops of m (as modelOps names them) that the backend
+// does not claim.
+func unclaimed(m *ir.Model) []string {
+	var missing []string
+	for _, op := range modelOps(m) {
+		d, name, ok := strings.Cut(op, "::")
+		if !ok {
+			d, name = "", op
+		}
+		if !cpu.Claims(d, name) {
+			missing = append(missing, op)
+		}
+	}
+	return missing
 }
 
 // unsupportedType names a value or Cast target of m whose type the
@@ -349,72 +162,13 @@ func unsupportedType(m *ir.Model) string {
 	return bad
 }
 
-var dataSetRe = regexp.MustCompile(`^test_data_set_\d+$`)
-
 // runNodeTest runs every data set of one node test.
 func runNodeTest(m *ir.Model, dir string) error {
 	exe, err := cpu.Compile(m, cpu.Options{Threads: 2})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	ran := 0
-	for _, e := range entries {
-		if !e.IsDir() || !dataSetRe.MatchString(e.Name()) {
-			continue
-		}
-		ds := filepath.Join(dir, e.Name())
-		inputs := map[string]*cpu.Tensor{}
-		var graphInputs []*ir.Value
-		for _, v := range m.Graph.Inputs {
-			if v.Const == nil {
-				graphInputs = append(graphInputs, v)
-			}
-		}
-		for k := 0; ; k++ {
-			p := filepath.Join(ds, fmt.Sprintf("input_%d.pb", k))
-			if _, err := os.Stat(p); err != nil {
-				break
-			}
-			if k >= len(graphInputs) {
-				return fmt.Errorf("%s: more input files than graph inputs", ds)
-			}
-			t, name, err := readValue(p, graphInputs[k].Type)
-			if err != nil {
-				return err
-			}
-			if name == "" {
-				name = graphInputs[k].Name
-			}
-			inputs[name] = t
-		}
-		outs, err := exe.Run(context.Background(), inputs)
-		if err != nil {
-			return fmt.Errorf("%s: run: %w", e.Name(), err)
-		}
-		for k, v := range m.Graph.Outputs {
-			p := filepath.Join(ds, fmt.Sprintf("output_%d.pb", k))
-			want, _, err := readValue(p, v.Type)
-			if err != nil {
-				return err
-			}
-			got := outs[v.Name]
-			if got == nil {
-				return fmt.Errorf("%s: output %q missing", e.Name(), v.Name)
-			}
-			if err := compareTensors(got, want); err != nil {
-				return fmt.Errorf("%s: output %q: %w", e.Name(), v.Name, err)
-			}
-		}
-		ran++
-	}
-	if ran == 0 {
-		return fmt.Errorf("no test_data_set folders")
-	}
-	return nil
+	return refdata.Check(context.Background(), exe, m.Graph, dir, compareTensors)
 }
 
 // primaryOp is the op a node test is about: the single node of the
@@ -474,18 +228,10 @@ func TestNodeConformance(t *testing.T) {
 		if m == nil {
 			continue
 		}
-		allClaimed := true
-		for _, o := range modelOps(m) {
-			d, opName, ok := strings.Cut(o, "::")
-			if !ok {
-				d, opName = "", o
-			}
-			if !cpu.Claims(d, opName) {
-				allClaimed = false
+		if missing := unclaimed(m); len(missing) > 0 {
+			for _, o := range missing {
 				unclaimedOps[o]++
 			}
-		}
-		if !allClaimed {
 			continue
 		}
 		if bad := unsupportedType(m); bad != "" {

@@ -3,11 +3,9 @@ package cpu_test
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
 )
 
@@ -34,17 +32,7 @@ func TestCorpusModels(t *testing.T) {
 			t.Errorf("%s: decode: %v", e.Name(), err)
 			continue
 		}
-		var missing []string
-		for _, op := range modelOps(m) {
-			d, name, ok := strings.Cut(op, "::")
-			if !ok {
-				d, name = "", op
-			}
-			if !cpu.Claims(d, name) {
-				missing = append(missing, op)
-			}
-		}
-		if len(missing) > 0 {
+		if missing := unclaimed(m); len(missing) > 0 {
 			t.Logf("%s: skipped, unclaimed ops %v", e.Name(), missing)
 			m.Close()
 			continue

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 	"github.com/tfc-compiler/tfc/passes"
 )
@@ -105,16 +104,7 @@ func TestAttentionFusionCorpus(t *testing.T) {
 				t.Fatalf("decode: %v", err)
 			}
 			defer m.Close()
-			runs := true
-			for _, op := range modelOps(m) {
-				d, o, ok := strings.Cut(op, "::")
-				if !ok {
-					d, o = "", op
-				}
-				if !cpu.Claims(d, o) {
-					runs = false
-				}
-			}
+			runs := len(unclaimed(m)) == 0
 			p, err := passes.ParseSpec(attentionFusionSpec)
 			if err != nil {
 				t.Fatal(err)
@@ -192,80 +182,17 @@ func TestAttentionFusionCorpus(t *testing.T) {
 	t.Logf("\n| model | attention kind | manifest layers | fused | count ok | parity (%s) | -O2 fused same + parity |\n|---|---|---|---|---|---|---|\n%s", attentionFusionSpec, strings.Join(table, "\n"))
 }
 
-var attentionDataSetRe = regexp.MustCompile(`^test_data_set_\d+$`)
-
 // runWithTolerance runs every data set of dir through m on the CPU backend
-// and compares each output with the stored one: |got-want| <= atol +
-// rtol*|want|, NaN only where the reference has NaN.
+// and compares each output with the stored one (refdata.Compare at rtol,
+// atol: NaN only where the reference has NaN).
 func runWithTolerance(m *ir.Model, dir string, rtol, atol float64) error {
 	exe, err := cpu.Compile(m, cpu.Options{Threads: 2})
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	var graphInputs []*ir.Value
-	for _, v := range m.Graph.Inputs {
-		if v.Const == nil {
-			graphInputs = append(graphInputs, v)
-		}
-	}
-	ran := 0
-	for _, e := range entries {
-		if !e.IsDir() || !attentionDataSetRe.MatchString(e.Name()) {
-			continue
-		}
-		ds := filepath.Join(dir, e.Name())
-		inputs := map[string]*cpu.Tensor{}
-		for k := 0; ; k++ {
-			path := filepath.Join(ds, fmt.Sprintf("input_%d.pb", k))
-			if _, err := os.Stat(path); err != nil {
-				break
-			}
-			if k >= len(graphInputs) {
-				return fmt.Errorf("%s: more input files than graph inputs", ds)
-			}
-			t, name, err := readValue(path, graphInputs[k].Type)
-			if err != nil {
-				return err
-			}
-			if name == "" {
-				name = graphInputs[k].Name
-			}
-			inputs[name] = t
-		}
-		outs, err := exe.Run(context.Background(), inputs)
-		if err != nil {
-			return fmt.Errorf("%s: run: %w", e.Name(), err)
-		}
-		for k, v := range m.Graph.Outputs {
-			want, _, err := readValue(filepath.Join(ds, fmt.Sprintf("output_%d.pb", k)), v.Type)
-			if err != nil {
-				return err
-			}
-			got := outs[v.Name]
-			if got == nil {
-				return fmt.Errorf("%s: output %q missing", e.Name(), v.Name)
-			}
-			g, ok1 := got.Float64s()
-			w, ok2 := want.Float64s()
-			if !ok1 || !ok2 || len(g) != len(w) {
-				return fmt.Errorf("%s: output %q: got %v, want %v", e.Name(), v.Name, got, want)
-			}
-			for i := range w {
-				if math.IsNaN(w[i]) != math.IsNaN(g[i]) || math.Abs(g[i]-w[i]) > atol+rtol*math.Abs(w[i]) {
-					return fmt.Errorf("%s: output %q element %d is %g, want %g", e.Name(), v.Name, i, g[i], w[i])
-				}
-			}
-		}
-		ran++
-	}
-	if ran == 0 {
-		return fmt.Errorf("no data sets in %s", dir)
-	}
-	return nil
+	return refdata.Check(context.Background(), exe, m.Graph, dir, func(got, want *cpu.Tensor) error {
+		return refdata.Compare(got, want, rtol, atol).Err()
+	})
 }
 
 // checkLevel2 runs -O2 on a fresh decode of dir's model, checks that it

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 	"github.com/tfc-compiler/tfc/passes"
 )
@@ -356,17 +357,7 @@ func TestTfcNormCorpusParity(t *testing.T) {
 					t.Errorf("report counts %d %s, the graph has %d", report.Fused[k], k, n)
 				}
 			}
-			var missing []string
-			for _, op := range modelOps(m) {
-				d, name, ok := strings.Cut(op, "::")
-				if !ok {
-					d, name = "", op
-				}
-				if !cpu.Claims(d, name) {
-					missing = append(missing, op)
-				}
-			}
-			if len(missing) > 0 {
+			if missing := unclaimed(m); len(missing) > 0 {
 				table = append(table, row+" | not run: CPU backend lacks "+strings.Join(missing, ", ")+" | |")
 				t.Skipf("unclaimed ops %v", missing)
 			}
@@ -480,77 +471,7 @@ func normCompareReferences(m *ir.Model, dir string) error {
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	var graphInputs []*ir.Value
-	for _, v := range m.Graph.Inputs {
-		if v.Const == nil {
-			graphInputs = append(graphInputs, v)
-		}
-	}
-	ran := 0
-	for _, e := range entries {
-		if !e.IsDir() || !dataSetRe.MatchString(e.Name()) {
-			continue
-		}
-		ds := filepath.Join(dir, e.Name())
-		inputs := map[string]*cpu.Tensor{}
-		for k := 0; ; k++ {
-			p := filepath.Join(ds, fmt.Sprintf("input_%d.pb", k))
-			if _, err := os.Stat(p); err != nil {
-				break
-			}
-			if k >= len(graphInputs) {
-				return fmt.Errorf("%s: more input files than graph inputs", ds)
-			}
-			v, name, err := readValue(p, graphInputs[k].Type)
-			if err != nil {
-				return err
-			}
-			if name == "" {
-				name = graphInputs[k].Name
-			}
-			inputs[name] = v
-		}
-		outs, err := exe.Run(context.Background(), inputs)
-		if err != nil {
-			return fmt.Errorf("%s: run: %w", e.Name(), err)
-		}
-		for k, v := range m.Graph.Outputs {
-			want, _, err := readValue(filepath.Join(ds, fmt.Sprintf("output_%d.pb", k)), v.Type)
-			if err != nil {
-				return err
-			}
-			got := outs[v.Name]
-			if got == nil {
-				return fmt.Errorf("%s: output %q missing", e.Name(), v.Name)
-			}
-			g, ok1 := got.Float64s()
-			w, ok2 := want.Float64s()
-			if !ok1 || !ok2 || len(g) != len(w) {
-				return fmt.Errorf("%s: output %q: cannot compare %v with %v", e.Name(), v.Name, got, want)
-			}
-			worst, bad := 0.0, 0
-			for i := range g {
-				d := math.Abs(g[i] - w[i])
-				if g[i] == w[i] {
-					continue
-				}
-				if math.IsNaN(d) || d > 1e-4+1e-3*math.Abs(w[i]) {
-					bad++
-				}
-				worst = max(worst, d)
-			}
-			if bad > 0 {
-				return fmt.Errorf("%s: output %q: %d of %d elements out of tolerance, largest difference %g", e.Name(), v.Name, bad, len(g), worst)
-			}
-		}
-		ran++
-	}
-	if ran == 0 {
-		return fmt.Errorf("no test_data_set folders in %s", dir)
-	}
-	return nil
+	return refdata.Check(context.Background(), exe, m.Graph, dir, func(got, want *cpu.Tensor) error {
+		return refdata.Compare(got, want, 1e-3, 1e-4).Err()
+	})
 }

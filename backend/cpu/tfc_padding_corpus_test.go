@@ -13,6 +13,7 @@ import (
 
 	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 	"github.com/tfc-compiler/tfc/passes"
 )
@@ -21,6 +22,7 @@ import (
 // -O3 graph says about packing.
 type paddingModel struct {
 	o2, o3   *cpu.Executable
+	graph    *ir.Graph   // the -O3 graph: its inputs and outputs read the stored data sets
 	inputs   []*ir.Value // non-constant graph inputs
 	mask     string      // the graph input PackTokens packs by
 	perToken map[string]bool
@@ -99,7 +101,7 @@ func loadPaddingModel(dir string) (*paddingModel, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("-O3: %w", err)
 	}
-	pm := &paddingModel{perToken: map[string]bool{}, idValues: map[string][]int64{}}
+	pm := &paddingModel{graph: m3.Graph, perToken: map[string]bool{}, idValues: map[string][]int64{}}
 	for _, n := range m3.Graph.Nodes {
 		if n.Domain == "tfc" && n.Op == "PackTokens" {
 			pm.mask = n.Inputs[1].Name
@@ -137,52 +139,19 @@ func loadPaddingModel(dir string) (*paddingModel, string, error) {
 	return pm, "", nil
 }
 
-// readDataSet reads the inputs and outputs of one stored data set.
-func (pm *paddingModel) readDataSet(ds string, outTypes map[string]ir.Type) (map[string]*cpu.Tensor, map[string]*cpu.Tensor, error) {
-	in := map[string]*cpu.Tensor{}
-	for k, v := range pm.inputs {
-		p := filepath.Join(ds, fmt.Sprintf("input_%d.pb", k))
-		if _, err := os.Stat(p); err != nil {
-			break
-		}
-		t, name, err := readValue(p, v.Type)
-		if err != nil {
-			return nil, nil, err
-		}
-		if name == "" {
-			name = v.Name
-		}
-		in[name] = t
-	}
-	out := map[string]*cpu.Tensor{}
-	for k, name := range pm.outputs {
-		t, _, err := readValue(filepath.Join(ds, fmt.Sprintf("output_%d.pb", k)), outTypes[name])
-		if err != nil {
-			return nil, nil, err
-		}
-		out[name] = t
-	}
-	return in, out, nil
-}
-
 func checkPaddingModel(pm *paddingModel, dir string) (string, error) {
-	entries, err := os.ReadDir(dir)
+	dataSets, err := refdata.LoadAll(pm.graph, dir)
 	if err != nil {
 		return "", err
 	}
 	sets := 0
 	var S int
-	for _, e := range entries {
-		if !e.IsDir() || !attentionDataSetRe.MatchString(e.Name()) {
-			continue
-		}
-		in, want, err := pm.readDataSet(filepath.Join(dir, e.Name()), map[string]ir.Type{})
-		if err != nil {
-			return "", err
-		}
+	for _, ds := range dataSets {
+		set := filepath.Base(ds.Dir)
+		in := ds.Inputs
 		mask := in[pm.mask]
 		if mask == nil {
-			return "", fmt.Errorf("%s: no input %q", e.Name(), pm.mask)
+			return "", fmt.Errorf("%s: no input %q", set, pm.mask)
 		}
 		S = max(S, mask.Shape[1])
 		for name, t := range in {
@@ -192,12 +161,12 @@ func checkPaddingModel(pm *paddingModel, dir string) (string, error) {
 		}
 		got, err := pm.o3.Run(context.Background(), in)
 		if err != nil {
-			return "", fmt.Errorf("%s: -O3 run: %w", e.Name(), err)
+			return "", fmt.Errorf("%s: -O3 run: %w", set, err)
 		}
 		valid := validFlags(mask)
-		for _, name := range pm.outputs {
-			if err := compareOutput(got[name], want[name], valid, pm.perToken[name], true); err != nil {
-				return "", fmt.Errorf("%s: output %q vs stored reference: %w", e.Name(), name, err)
+		for k, name := range pm.outputs {
+			if err := compareOutput(got[name], ds.Outputs[k], valid, pm.perToken[name], true); err != nil {
+				return "", fmt.Errorf("%s: output %q vs stored reference: %w", set, name, err)
 			}
 		}
 		sets++

@@ -15,6 +15,7 @@ import (
 	"github.com/tfc-compiler/tfc"
 	"github.com/tfc-compiler/tfc/backend/cpu"
 	"github.com/tfc-compiler/tfc/frontend/onnx"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -200,33 +201,9 @@ func (r dataSetResult) writeText(w io.Writer, check bool) {
 
 func runDataSet(cmd *cobra.Command, exe *cpu.Executable, g *ir.Graph, dir string, check bool, rtol, atol float64) (dataSetResult, error) {
 	res := dataSetResult{Dir: dir, OK: true}
-	feeds := map[string]*cpu.Tensor{}
-	want := modelInputs(g)
-	byName := map[string]bool{}
-	for _, v := range g.Inputs {
-		byName[v.Name] = true
-	}
-	for i := 0; ; i++ {
-		path := filepath.Join(dir, fmt.Sprintf("input_%d.pb", i))
-		if _, err := os.Stat(path); err != nil {
-			break
-		}
-		t, err := onnx.ReadTensorFile(path)
-		if err != nil {
-			return res, err
-		}
-		name := t.Name
-		if !byName[name] {
-			if i >= len(want) {
-				return res, fmt.Errorf("%s: the model has only %d inputs", path, len(want))
-			}
-			name = want[i].Name
-		}
-		ct, err := cpu.FromIR(t)
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", path, err)
-		}
-		feeds[name] = ct
+	feeds, err := refdata.LoadInputs(g, dir)
+	if err != nil {
+		return res, err
 	}
 	if len(feeds) == 0 {
 		return res, fmt.Errorf("%s holds no input_0.pb", dir)
@@ -236,23 +213,22 @@ func runDataSet(cmd *cobra.Command, exe *cpu.Executable, g *ir.Graph, dir string
 		return res, fmt.Errorf("%s: %w", dir, err)
 	}
 	res.outputs = outs
+	var refs []*cpu.Tensor
+	if check {
+		if refs, err = refdata.LoadOutputs(g, dir); err != nil {
+			return res, err
+		}
+	}
 	for i, v := range g.Outputs {
 		got := outs[v.Name]
 		o := outputResult{Name: v.Name, OK: true}
 		if got != nil {
 			o.Shape = got.Shape
 		}
-		if check {
-			path := filepath.Join(dir, fmt.Sprintf("output_%d.pb", i))
-			if _, err := os.Stat(path); err == nil {
-				ref, err := onnx.ReadTensorFile(path)
-				if err != nil {
-					return res, err
-				}
-				o.Checked = true
-				compareOutput(&o, got, ref, rtol, atol)
-				res.OK = res.OK && o.OK
-			}
+		if check && refs[i] != nil {
+			o.Checked = true
+			compareOutput(&o, got, refs[i], rtol, atol)
+			res.OK = res.OK && o.OK
 		}
 		res.Outputs = append(res.Outputs, o)
 	}
@@ -260,68 +236,16 @@ func runDataSet(cmd *cobra.Command, exe *cpu.Executable, g *ir.Graph, dir string
 }
 
 // compareOutput fills o with the comparison of got against the reference.
-func compareOutput(o *outputResult, got *cpu.Tensor, ref *ir.Tensor, rtol, atol float64) {
-	want, err := cpu.FromIR(ref)
-	if err != nil {
-		o.OK, o.Description = false, "reference: "+err.Error()
-		return
+func compareOutput(o *outputResult, got, want *cpu.Tensor, rtol, atol float64) {
+	m := refdata.Compare(got, want, rtol, atol)
+	o.OK, o.Description, o.MaxAbsErr = m.OK(), m.Problem, m.MaxAbsErr
+	if m.Problem == "" && m.Count > 0 {
+		o.Mismatches = m.Count
+		o.WorstIndex, o.WorstGot, o.WorstWant = m.Worst.Index, m.Worst.Got, m.Worst.Want
 	}
-	if got == nil {
-		o.OK, o.Description = false, "no output computed"
-		return
-	}
-	if !sameShape(got.Shape, want.Shape) {
-		o.OK, o.Description = false, fmt.Sprintf("shape %v, reference %v", got.Shape, want.Shape)
-		return
-	}
-	g, ok1 := got.Float64s()
-	w, ok2 := want.Float64s()
-	if !ok1 || !ok2 {
-		if got.String() != want.String() {
-			o.OK, o.Description = false, "non-numeric output differs"
-		}
-		return
-	}
-	worst := -1.0
-	for i := range w {
-		a, b := g[i], w[i]
-		if math.IsNaN(a) && math.IsNaN(b) {
-			continue
-		}
-		diff := math.Abs(a - b)
-		if math.IsInf(b, 0) && a == b {
-			diff = 0
-		}
-		if math.IsNaN(diff) {
-			diff = math.Inf(1)
-		}
-		if diff > o.MaxAbsErr {
-			o.MaxAbsErr = diff
-		}
-		excess := diff - (atol + rtol*math.Abs(b))
-		if excess > 0 {
-			o.Mismatches++
-			if excess > worst {
-				worst, o.WorstIndex, o.WorstGot, o.WorstWant = excess, i, a, b
-			}
-		}
-	}
-	o.OK = o.Mismatches == 0
 	if math.IsInf(o.MaxAbsErr, 1) {
 		o.MaxAbsErr = math.MaxFloat64 // JSON has no infinity
 	}
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func writeOutputs(dir string, g *ir.Graph, outs map[string]*cpu.Tensor) error {
