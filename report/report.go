@@ -9,10 +9,10 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"github.com/tfc-compiler/tfc/internal/atomicfile"
 	"html"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -674,18 +674,7 @@ const script = `
 
 // WriteHTMLFile writes the report page to path (for `--report
 // FILE.html`).
-func WriteHTMLFile(path string, before, after *ir.Model, rep *passes.Report) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if err := WriteHTML(f, before, after, rep); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+// The page is written to a temporary file and renamed into place.
+func WriteHTMLFile(path string, before, after *ir.Model, rep *passes.Report) error {
+	return atomicfile.Write(path, func(w io.Writer) error { return WriteHTML(w, before, after, rep) })
 }

@@ -2,10 +2,11 @@ package onnx
 
 import (
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/tfc-compiler/tfc/frontend/onnx/onnxpb"
+	"github.com/tfc-compiler/tfc/internal/atomicfile"
 	"github.com/tfc-compiler/tfc/ir"
 	"google.golang.org/protobuf/proto"
 )
@@ -60,17 +61,8 @@ func WriteTensorFile(path string, t *ir.Tensor, name string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	})
 }
