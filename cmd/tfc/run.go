@@ -21,14 +21,15 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var (
-		dataDirs []string
-		check    bool
-		rtol     float64
-		atol     float64
-		asJSON   bool
-		level    int
-		threads  int
-		outDir   string
+		dataDirs  []string
+		check     bool
+		rtol      float64
+		atol      float64
+		asJSON    bool
+		level     int
+		threads   int
+		outDir    string
+		validOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run MODEL [--data DIR ...] [--check]",
@@ -43,7 +44,12 @@ else by position. With --check, each output_N.pb in the data set is
 compared with the computed output: an element passes when
 |got - want| <= atol + rtol * |want| (NaN matches NaN); a mismatch prints
 the worst element and exits 1. --out DIR writes the computed outputs as
-output_N.pb files.`,
+output_N.pb files.
+
+-O3 removes padding and writes zeros at padded positions of per-token
+outputs, where the original model computes values nobody should read; with
+--valid-only, --check compares only the positions an attention-mask input
+(an input named *mask* of shape [batch, seq]) marks valid.`,
 		Example: `  tfc run testdata/models/bert-ts-eager-op17/model.onnx --check
   tfc run model.onnx --data my_inputs --out my_outputs
   tfc run model.onnx --check --json -O0`,
@@ -68,7 +74,7 @@ output_N.pb files.`,
 			var results []dataSetResult
 			failed := false
 			for i, dir := range dataDirs {
-				res, err := runDataSet(cmd, exe, m.Graph, dir, check, rtol, atol)
+				res, err := runDataSet(cmd, exe, m.Graph, dir, check, validOnly, rtol, atol)
 				if err != nil {
 					return err
 				}
@@ -107,6 +113,7 @@ output_N.pb files.`,
 	f.IntVarP(&level, "opt-level", "O", 2, "optimization level before running, 0..3")
 	f.IntVar(&threads, "threads", 0, "threads for kernels (0: GOMAXPROCS)")
 	f.StringVar(&outDir, "out", "", "write computed outputs to DIR/test_data_set_N/output_K.pb")
+	f.BoolVar(&validOnly, "valid-only", false, "with --check, ignore padded positions of per-token outputs (see -O3)")
 	return cmd
 }
 
@@ -199,7 +206,7 @@ func (r dataSetResult) writeText(w io.Writer, check bool) {
 	}
 }
 
-func runDataSet(cmd *cobra.Command, exe *cpu.Executable, g *ir.Graph, dir string, check bool, rtol, atol float64) (dataSetResult, error) {
+func runDataSet(cmd *cobra.Command, exe *cpu.Executable, g *ir.Graph, dir string, check, validOnly bool, rtol, atol float64) (dataSetResult, error) {
 	res := dataSetResult{Dir: dir, OK: true}
 	feeds, err := refdata.LoadInputs(g, dir)
 	if err != nil {
@@ -227,12 +234,45 @@ func runDataSet(cmd *cobra.Command, exe *cpu.Executable, g *ir.Graph, dir string
 		}
 		if check && refs[i] != nil {
 			o.Checked = true
+			if validOnly {
+				got = ignorePadding(got, refs[i], feeds)
+			}
 			compareOutput(&o, got, refs[i], rtol, atol)
 			res.OK = res.OK && o.OK
 		}
 		res.Outputs = append(res.Outputs, o)
 	}
 	return res, nil
+}
+
+// ignorePadding returns got with the reference's values copied into the
+// positions a [B, S] attention-mask input marks as padding (0), for a
+// float32 output whose shape starts with [B, S]; other outputs come back
+// unchanged. It makes --valid-only compare valid tokens only.
+func ignorePadding(got, want *cpu.Tensor, feeds map[string]*cpu.Tensor) *cpu.Tensor {
+	var mask []int64
+	var b, s int
+	for name, t := range feeds {
+		if strings.Contains(strings.ToLower(name), "mask") && len(t.Shape) == 2 {
+			if m, ok := t.Data.([]int64); ok {
+				mask, b, s = m, t.Shape[0], t.Shape[1]
+			}
+		}
+	}
+	g, ok1 := got.Data.([]float32)
+	w, ok2 := want.Data.([]float32)
+	if mask == nil || !ok1 || !ok2 || len(got.Shape) < 2 || got.Shape[0] != b || got.Shape[1] != s || len(g) != len(w) {
+		return got
+	}
+	c := got.Clone()
+	cg := c.Data.([]float32)
+	inner := len(cg) / (b * s)
+	for i, m := range mask {
+		if m == 0 {
+			copy(cg[i*inner:(i+1)*inner], w[i*inner:(i+1)*inner])
+		}
+	}
+	return c
 }
 
 // compareOutput fills o with the comparison of got against the reference.
