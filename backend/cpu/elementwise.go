@@ -321,7 +321,9 @@ func arith2(r *runState, op binaryArith, name string, a, b *Tensor) ([]*Tensor, 
 		default:
 			g = func(x, y float32) float32 { return float32(f(float64(x), float64(y))) }
 		}
-		broadcastBinary(r, ad, a.Shape, b.Data.([]float32), b.Shape, out.Data.([]float32), shape, g)
+		if !fastKernels || !binaryRowsF32(r, name, ad, a.Shape, b.Data.([]float32), b.Shape, out.Data.([]float32), shape) {
+			broadcastBinary(r, ad, a.Shape, b.Data.([]float32), b.Shape, out.Data.([]float32), shape, g)
+		}
 	case []float64:
 		if op.f == nil {
 			return nil, fmt.Errorf("%s is not defined for %v", name, a.DType)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/tfc-compiler/tfc/backend/cpu/gemm"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -71,6 +72,13 @@ func matmulTyped[T number](r *runState, a, b, c []T, batch, aBatch, bBatch []int
 }
 
 func buildMatMul(n *ir.Node, _ *compiler) (kernel, error) {
+	var packed *gemm.PackedB
+	if len(n.Inputs) == 2 {
+		var err error
+		if packed, err = packConstB(n.Inputs[1], false); err != nil {
+			return nil, err
+		}
+	}
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
 		if err := needInputs(in, 2); err != nil {
 			return nil, err
@@ -78,6 +86,13 @@ func buildMatMul(n *ir.Node, _ *compiler) (kernel, error) {
 		a, b := in[0], in[1]
 		if a.DType != b.DType {
 			return nil, fmt.Errorf("operands have different element types %v and %v", a.DType, b.DType)
+		}
+		if fastKernels && a.DType == ir.Float {
+			out, err := matmulFastF32(r, a, b, packed)
+			if err != nil {
+				return nil, err
+			}
+			return []*Tensor{out}, nil
 		}
 		batch, aB, bB, shape, m, k, nn, err := matmulShapes(a.Shape, b.Shape)
 		if err != nil {
@@ -112,11 +127,25 @@ func buildGemm(n *ir.Node, _ *compiler) (kernel, error) {
 	beta := float64(n.AttrFloat("beta", 1))
 	transA := n.AttrInt("transA", 0) != 0
 	transB := n.AttrInt("transB", 0) != 0
+	var packed *gemm.PackedB
+	if len(n.Inputs) >= 2 {
+		var err error
+		if packed, err = packConstB(n.Inputs[1], transB); err != nil {
+			return nil, err
+		}
+	}
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
 		if err := needInputs(in, 2); err != nil {
 			return nil, err
 		}
 		a, b, c := in[0], in[1], inputN(in, 2)
+		if fastKernels && a.DType == ir.Float && b.DType == ir.Float && (c == nil || c.DType == ir.Float) {
+			out, err := gemmFastF32(r, a, b, c, float32(alpha), float32(beta), transA, transB, packed)
+			if err != nil {
+				return nil, err
+			}
+			return []*Tensor{out}, nil
+		}
 		if len(a.Shape) != 2 || len(b.Shape) != 2 {
 			return nil, fmt.Errorf("A and B must be matrices, got %v and %v", a.Shape, b.Shape)
 		}

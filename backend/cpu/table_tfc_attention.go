@@ -163,7 +163,9 @@ func buildTfcAttention(n *ir.Node, _ *compiler) (kernel, error) {
 			return nil, err
 		}
 		y := r.mustAlloc(ir.Float, []int{p.B, p.Hq, p.Sq, p.Dv})
-		attentionOnline(r, par, p, f32(y))
+		if err := attentionBlocked(r, par, p, f32(y)); err != nil {
+			return nil, err
+		}
 		return []*Tensor{y}, nil
 	}, nil
 }

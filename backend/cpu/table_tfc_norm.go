@@ -11,7 +11,9 @@ import (
 // create (passes/fuse_norm.go, fuse_gelu.go, fuse_skip.go, fuse_bias.go).
 // Each computes in float64 from inputs of any float type and rounds once
 // to X's element type; the scale, bias and skip inputs may have a
-// different float type than X (fused fp16-safe exports). This file's name
+// different float type than X (fused fp16-safe exports). Float32 inputs
+// of the shapes the fusions make take the float32 paths of fast_norm.go
+// first; these kernels are their reference. This file's name
 // sorts after table.go so that its init runs after the one that builds
 // opTable.
 func init() {
@@ -146,6 +148,15 @@ func buildTfcSkipLayerNorm(n *ir.Node, _ *compiler) (kernel, error) {
 		if len(x.Shape) == 0 {
 			return nil, fmt.Errorf("X must have rank 1 or more, has shape %v", x.Shape)
 		}
+		if fastKernels {
+			biasIdx := 4
+			if rms {
+				biasIdx = 3
+			}
+			if outs, ok := skipLayerNormF32(r, in, eps, rms, wantSum, betaIdx, biasIdx); ok {
+				return outs, nil
+			}
+		}
 		sum, ok := x.Float64s()
 		if !ok {
 			return nil, fmt.Errorf("X must be numeric")
@@ -213,6 +224,7 @@ func buildTfcGelu(n *ir.Node, _ *compiler) (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	tanhForm := n.AttrString("approximate", "none") == "tanh"
 	withBias := n.Op == "BiasGelu"
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
 		need := 1
@@ -221,6 +233,15 @@ func buildTfcGelu(n *ir.Node, _ *compiler) (kernel, error) {
 		}
 		if err := needInputs(in, need); err != nil {
 			return nil, err
+		}
+		if fastKernels {
+			var bias *Tensor
+			if withBias {
+				bias = in[1]
+			}
+			if y, ok := biasGeluF32(r, in[0], bias, tanhForm); ok {
+				return []*Tensor{y}, nil
+			}
 		}
 		x := in[0]
 		shape := x.Shape

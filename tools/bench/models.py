@@ -13,13 +13,20 @@ For each MODEL and each --batch, with sequence length --seq, it runs
        round W untimed then I timed sess.run calls, median of those.
 
 The table shows, per (model, batch), the median over rounds of each
-side's round medians, and tfc / ORT. Inputs follow `tfc bench`'s rules
-(token ids uniform in the vocabulary read from the embedding table the
-ids index, masks of ones, token_type_ids zeros, position ids 0..L-1,
-other floats small normals), with the same shapes; the token values are
-not bit-identical to tfc's (encoder latency does not depend on them).
+side's round medians, and tfc / ORT. Because the machine may be shared,
+it also shows CPU milliseconds per run, which depend much less on other
+people's load: for ORT the process CPU time over the timed calls (its
+worker threads spin while waiting, which counts); for tfc the CPU time of
+each bench process minus that of one process that only loads, compiles
+and runs once, divided by the runs left (warmup + iters - 1).
 
-  /work/venv/bin/python tools/bench/models.py \\
+Inputs follow `tfc bench`'s rules (token ids uniform in the vocabulary
+read from the embedding table the ids index, masks of ones,
+token_type_ids zeros, position ids 0..L-1, other floats small normals),
+with the same shapes; the token values are not bit-identical to tfc's
+(encoder latency does not depend on them).
+
+  .venv/bin/python tools/bench/models.py \\
       ~/.cache/tfc/models/all-minilm-l6-v2/model.onnx \\
       ~/.cache/tfc/models/bert-base-random/model.onnx \\
       --batch 1 8 --seq 128 --threads 2 --rounds 5 --iters 10 [--markdown] [--json]
@@ -31,6 +38,7 @@ not bit-identical to tfc's (encoder latency does not depend on them).
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -107,24 +115,35 @@ def ort_session(model_path, threads):
 
 
 def ort_round(sess, feeds, warmup, iters):
+    """Median wall ms of the timed calls, and CPU ms per call (this
+    process, all threads, including ORT's spinning workers)."""
     for _ in range(warmup):
         sess.run(None, feeds)
     times = []
+    c0 = time.process_time()
     for _ in range(iters):
         t0 = time.perf_counter()
         sess.run(None, feeds)
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    return statistics.median(times), (time.process_time() - c0) * 1000 / iters
+
+
+def children_cpu_ms():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * 1000
 
 
 def tfc_round(exe, model_path, batch, seq, threads, warmup, iters):
+    """Runs one tfc bench process: its median_ms, peak_bytes and the CPU
+    ms the whole process used (load and compile included)."""
+    c0 = children_cpu_ms()
     out = subprocess.run(
         [exe, "bench", model_path, "--batch", str(batch), "--seq", str(seq), "--threads", str(threads),
          "--warmup", str(warmup), "--iters", str(iters), "--json"],
         check=True, capture_output=True, text=True,
     ).stdout
     res = json.loads(out)
-    return res["median_ms"], res.get("peak_bytes")
+    return res["median_ms"], res.get("peak_bytes"), children_cpu_ms() - c0
 
 
 def main():
@@ -150,37 +169,50 @@ def main():
             for batch in args.batch:
                 sess = ort_session(model_path, args.threads)
                 feeds = synthesize(sess, vocab, batch, args.seq, np.random.default_rng(1))
-                tfc_ms, ort_ms, peak = [], [], None
+                # CPU time of a tfc bench process that only loads, compiles
+                # and runs once: subtracted from each round's process CPU
+                # time to get tfc's CPU per run.
+                _, _, fixed_cpu = tfc_round(exe, model_path, batch, args.seq, args.threads, 0, 1)
+                tfc_ms, ort_ms, tfc_cpu, ort_cpu, loads, peak = [], [], [], [], [], None
                 for r in range(args.rounds):
-                    t, peak = tfc_round(exe, model_path, batch, args.seq, args.threads, args.warmup, args.iters)
-                    o = ort_round(sess, feeds, args.warmup, args.iters)
+                    t, peak, cpu = tfc_round(exe, model_path, batch, args.seq, args.threads, args.warmup, args.iters)
+                    o, ocpu = ort_round(sess, feeds, args.warmup, args.iters)
                     tfc_ms.append(t)
                     ort_ms.append(o)
+                    tfc_cpu.append(max(0.0, cpu - fixed_cpu) / max(1, args.warmup + args.iters - 1))
+                    ort_cpu.append(ocpu)
+                    loads.append(os.getloadavg()[0])
                     print(f"# {Path(model_path).parent.name} batch {batch} round {r + 1}/{args.rounds}: "
-                          f"tfc {t:.1f} ms, ORT {o:.1f} ms", file=sys.stderr, flush=True)
+                          f"tfc {t:.1f} ms ({tfc_cpu[-1]:.0f} CPU ms/run), ORT {o:.1f} ms ({ocpu:.0f} CPU ms/run), "
+                          f"load {loads[-1]:.1f}", file=sys.stderr, flush=True)
                 del sess
                 t, o = statistics.median(tfc_ms), statistics.median(ort_ms)
+                tc, oc = statistics.median(tfc_cpu), statistics.median(ort_cpu)
                 rows.append({
                     "model": Path(model_path).parent.name or model_path, "path": model_path,
                     "batch": batch, "seq": args.seq, "threads": args.threads,
                     "tfc_median_ms": t, "ort_median_ms": o, "ratio": t / o,
-                    "tfc_rounds_ms": tfc_ms, "ort_rounds_ms": ort_ms, "tfc_peak_bytes": peak,
+                    "tfc_cpu_ms": tc, "ort_cpu_ms": oc, "cpu_ratio": tc / oc,
+                    "tfc_rounds_ms": tfc_ms, "ort_rounds_ms": ort_ms,
+                    "tfc_rounds_cpu_ms": tfc_cpu, "ort_rounds_cpu_ms": ort_cpu,
+                    "load_avg": loads, "tfc_peak_bytes": peak,
                 })
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return
     if args.markdown:
-        print("| model | batch | seq | tfc median ms | ORT median ms | tfc / ORT |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| model | batch | seq | tfc median ms | ORT median ms | tfc / ORT | tfc CPU ms/run | ORT CPU ms/run | CPU tfc / ORT | load avg |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in rows:
             print(f"| {r['model']} | {r['batch']} | {r['seq']} | {r['tfc_median_ms']:.1f} | "
-                  f"{r['ort_median_ms']:.1f} | {r['ratio']:.2f} |")
+                  f"{r['ort_median_ms']:.1f} | {r['ratio']:.2f} | {r['tfc_cpu_ms']:.0f} | {r['ort_cpu_ms']:.0f} | "
+                  f"{r['cpu_ratio']:.2f} | {min(r['load_avg']):.1f}-{max(r['load_avg']):.1f} |")
         return
-    print(f"{'model':<24} {'batch':>5} {'seq':>5} {'tfc ms':>9} {'ORT ms':>9} {'tfc/ORT':>8}")
+    print(f"{'model':<24} {'batch':>5} {'seq':>5} {'tfc ms':>9} {'ORT ms':>9} {'tfc/ORT':>8} {'tfc CPU':>8} {'ORT CPU':>8} {'CPU t/O':>8}")
     for r in rows:
         print(f"{r['model']:<24} {r['batch']:>5} {r['seq']:>5} {r['tfc_median_ms']:>9.1f} "
-              f"{r['ort_median_ms']:>9.1f} {r['ratio']:>8.2f}")
+              f"{r['ort_median_ms']:>9.1f} {r['ratio']:>8.2f} {r['tfc_cpu_ms']:>8.0f} {r['ort_cpu_ms']:>8.0f} {r['cpu_ratio']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/tfc-compiler/tfc/ir"
+)
+
+// Float32 fast paths of the tfc norm and GELU ops for the shapes the
+// fusions produce (X [..., N] with per-channel vectors of length N, Skip
+// shaped like X). They are tried first and decline (ok=false) for
+// anything else, which then runs the float64 reference in
+// table_tfc_norm.go. Row statistics accumulate in float64; elementwise
+// work is float32.
+
+// channelVector returns t's data when t is float32 and holds one value
+// per channel of the last axis (shape [N] or [1,...,1,N]); nil, true for
+// a nil t; ok=false otherwise.
+func channelVector(t *Tensor, n int) ([]float32, bool) {
+	if t == nil {
+		return nil, true
+	}
+	d, isF32 := t.Data.([]float32)
+	if !isF32 || len(t.Shape) == 0 || t.Shape[len(t.Shape)-1] != n || shapeSize(t.Shape) != n {
+		return nil, false
+	}
+	return d, true
+}
+
+// skipLayerNormF32 is the float32 path of tfc.SkipLayerNorm and
+// tfc.SkipRMSNorm: sum = X + Skip + Bias, Y = norm(sum)*Scale + B per row
+// of the last axis. in follows the op's input order; betaIdx and biasIdx
+// say where B and Bias are (-1 for none).
+func skipLayerNormF32(r *runState, in []*Tensor, eps float64, rms, wantSum bool, betaIdx, biasIdx int) ([]*Tensor, bool) {
+	x, skip := in[0], in[1]
+	xd, ok1 := x.Data.([]float32)
+	sd, ok2 := skip.Data.([]float32)
+	if !ok1 || !ok2 || len(x.Shape) == 0 || !sameShape(x.Shape, skip.Shape) {
+		return nil, false
+	}
+	cols := x.Shape[len(x.Shape)-1]
+	scale, ok := channelVector(in[2], cols)
+	if !ok || scale == nil {
+		return nil, false
+	}
+	var beta, bias []float32
+	if betaIdx >= 0 {
+		if beta, ok = channelVector(inputN(in, betaIdx), cols); !ok {
+			return nil, false
+		}
+	}
+	if biasIdx >= 0 {
+		if bias, ok = channelVector(inputN(in, biasIdx), cols); !ok {
+			return nil, false
+		}
+	}
+	y := r.mustAlloc(ir.Float, x.Shape)
+	yd := f32(y)
+	var sumOut []float32
+	outs := []*Tensor{y}
+	if wantSum {
+		s := r.mustAlloc(ir.Float, x.Shape)
+		sumOut = f32(s)
+		outs = append(outs, s)
+	}
+	if cols == 0 {
+		return outs, true
+	}
+	rows := len(xd) / cols
+	r.parallelFor(rows, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xr, sr, yr := xd[i*cols:(i+1)*cols], sd[i*cols:(i+1)*cols], yd[i*cols:(i+1)*cols]
+			var total float64
+			for j := range yr {
+				v := xr[j] + sr[j]
+				if bias != nil {
+					v += bias[j]
+				}
+				yr[j] = v
+				total += float64(v)
+			}
+			if sumOut != nil {
+				copy(sumOut[i*cols:(i+1)*cols], yr)
+			}
+			mu := total / float64(cols)
+			if rms {
+				mu = 0
+			}
+			var ss float64
+			for _, v := range yr {
+				d := float64(v) - mu
+				ss += d * d
+			}
+			inv := float32(1 / math.Sqrt(ss/float64(cols)+eps))
+			m32 := float32(mu)
+			for j, v := range yr {
+				o := (v - m32) * inv * scale[j]
+				if beta != nil {
+					o += beta[j]
+				}
+				yr[j] = o
+			}
+		}
+	})
+	return outs, true
+}
+
+// biasGeluF32 is the float32 path of tfc.Gelu and tfc.BiasGelu
+// (approximate none or tanh): Y = Gelu(X + Bias), Bias per channel of
+// the last axis.
+func biasGeluF32(r *runState, x, bias *Tensor, tanhForm bool) (*Tensor, bool) {
+	xd, ok := x.Data.([]float32)
+	if !ok || len(x.Shape) == 0 {
+		return nil, false
+	}
+	cols := x.Shape[len(x.Shape)-1]
+	var bd []float32
+	if bias != nil {
+		if bd, ok = channelVector(bias, cols); !ok {
+			return nil, false
+		}
+	}
+	y := r.mustAlloc(ir.Float, x.Shape)
+	yd := f32(y)
+	if cols == 0 {
+		return y, true
+	}
+	r.parallelFor(len(xd)/cols, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xr, yr := xd[i*cols:(i+1)*cols], yd[i*cols:(i+1)*cols]
+			// Branch-free inner loops: add the bias first, then GELU.
+			if bd != nil {
+				bd := bd[:len(yr)]
+				for j, v := range xr {
+					yr[j] = v + bd[j]
+				}
+			} else {
+				copy(yr, xr)
+			}
+			if tanhForm {
+				for j, v := range yr {
+					yr[j] = geluTanhF32(v)
+				}
+				continue
+			}
+			for j, v := range yr {
+				yr[j] = 0.5 * v * (1 + erfF32(v*(1/math.Sqrt2)))
+			}
+		}
+	})
+	return y, true
+}
+
+// geluTanhF32 is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) with
+// tanh(u) = 1 - 2/(exp(2u)+1) through expF32.
+func geluTanhF32(x float32) float32 {
+	const c = 0.7978845608028654 // sqrt(2/pi)
+	u := c * (x + 0.044715*x*x*x)
+	var t float32
+	switch {
+	case u > 20:
+		t = 1
+	case u < -20:
+		t = -1
+	default:
+		t = 1 - 2/(expF32(2*u)+1)
+	}
+	return 0.5 * x * (1 + t)
+}
+
+// erfF32 is erf(x) in float32: Eigen's rational approximation
+// (generic_fast_erf_float), x clamped to [-4, 4] where erf is 1 to float32
+// precision; absolute error below 4e-7 (worst near |x| = 3.5). Its reference is math.Erf.
+func erfF32(x float32) float32 {
+	// Plain comparisons, not min/max (which order NaN and -0 and are
+	// branchy); NaN passes through both and gives NaN.
+	if x > 4 {
+		x = 4
+	} else if x < -4 {
+		x = -4
+	}
+	x2 := x * x
+	p := x2*-2.72614225801306e-10 + 2.77068142495902e-08
+	p = x2*p + -2.10102402082508e-06
+	p = x2*p + -5.69250639462346e-05
+	p = x2*p + -7.34990630326855e-04
+	p = x2*p + -2.95459980854025e-03
+	p = x2*p + -1.60960333262415e-02
+	p *= x
+	q := x2*-1.45660718464996e-05 + -2.13374055278905e-04
+	q = x2*q + -1.68282697438203e-03
+	q = x2*q + -7.37332916720468e-03
+	q = x2*q + -1.42647390514189e-02
+	return p / q
+}
