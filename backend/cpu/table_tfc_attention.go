@@ -13,7 +13,7 @@ import (
 // after table.go, so its init runs after the one that builds opTable.
 func init() {
 	opTable = append(opTable, opDef{Domain: "tfc", Op: "Attention", types: f32Types, widen: true, build: buildTfcAttention,
-		Notes: "fused scaled dot-product attention after the head split: GQA/MQA, additive bias, boolean keep mask with fill, causal and sliding window; one pass over K/V with online softmax, threaded over batch × heads"})
+		Notes: "fused scaled dot-product attention after the head split: GQA/MQA, additive bias, boolean keep mask with fill, causal and sliding window; float32 inputs: per (batch, head, query block) scores and P·V as GEMMs with a float32 softmax; the reference is a one-pass online-softmax kernel (no S×S matrix); threaded over batch × heads"})
 }
 
 // tfcAttentionParams are the attributes of a tfc.Attention node.

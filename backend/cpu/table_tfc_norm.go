@@ -23,13 +23,13 @@ func init() {
 		opDef{Domain: "tfc", Op: "RMSNorm", types: floatTypes, build: buildTfcNorm,
 			Notes: "X / sqrt(mean(X^2) + epsilon) * Scale over [axis, rank); Scale optional; computed in float64"},
 		opDef{Domain: "tfc", Op: "SkipLayerNorm", types: floatTypes, build: buildTfcSkipLayerNorm,
-			Notes: "LayerNorm(X + Skip + Bias) over the last axis; output 1 is the sum; computed in float64"},
+			Notes: "LayerNorm(X + Skip + Bias) over the last axis; output 1 is the sum; float32 fast path (row statistics in float64), float64 reference"},
 		opDef{Domain: "tfc", Op: "SkipRMSNorm", types: floatTypes, build: buildTfcSkipLayerNorm,
-			Notes: "RMSNorm(X + Skip + Bias) over the last axis; output 1 is the sum; computed in float64"},
+			Notes: "RMSNorm(X + Skip + Bias) over the last axis; output 1 is the sum; float32 fast path (row statistics in float64), float64 reference"},
 		opDef{Domain: "tfc", Op: "Gelu", types: floatTypes, build: buildTfcGelu,
-			Notes: "approximate none (erf) and tanh; computed in float64"},
+			Notes: "approximate none (erf) and tanh; float32 fast path, float64 reference"},
 		opDef{Domain: "tfc", Op: "BiasGelu", types: floatTypes, build: buildTfcGelu,
-			Notes: "Gelu(X + Bias), approximate none and tanh; computed in float64"},
+			Notes: "Gelu(X + Bias), approximate none and tanh; float32 fast path, float64 reference"},
 	)
 }
 
