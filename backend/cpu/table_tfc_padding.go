@@ -292,7 +292,13 @@ func buildPackedAttention(n *ir.Node, _ *compiler) (kernel, error) {
 			return nil, err
 		}
 		y := r.mustAlloc(ir.Float, []int{p.T, p.Hq, p.Dv})
-		packedAttentionOnline(r, par, p, f32(y))
+		if fastKernels {
+			if err := packedAttentionBlocked(r, par, p, f32(y)); err != nil {
+				return nil, err
+			}
+		} else {
+			packedAttentionOnline(r, par, p, f32(y))
+		}
 		return []*Tensor{y}, nil
 	}, nil
 }

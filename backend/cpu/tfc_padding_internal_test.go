@@ -294,6 +294,29 @@ func TestPackedAttentionMatchesPerSequence(t *testing.T) {
 					}
 				}
 			}
+			// The GEMM-blocked fast path must agree with the online
+			// kernel checked above (same tolerance), write nothing
+			// outside the output, and cover every element.
+			fast := make([]float32, size+2*guard)
+			for i := range fast {
+				fast[i] = float32(math.NaN())
+			}
+			if err := packedAttentionBlocked(&runState{threads: 3}, par, p, fast[guard:guard+size]); err != nil {
+				t.Fatalf("%v %s: blocked kernel: %v", c, name, err)
+			}
+			for i := range fast {
+				inside := i >= guard && i < guard+size
+				if !inside {
+					if !math.IsNaN(float64(fast[i])) {
+						t.Fatalf("%v %s: blocked kernel wrote outside the output", c, name)
+					}
+					continue
+				}
+				g, w := fast[i], buf[i]
+				if math.IsNaN(float64(w)) != math.IsNaN(float64(g)) || math.Abs(float64(g-w)) > 1e-5+1e-4*math.Abs(float64(w)) {
+					t.Fatalf("%v %s: blocked kernel [%d] = %v, online kernel %v", c, name, i-guard, g, w)
+				}
+			}
 		}
 	}
 }
