@@ -586,66 +586,8 @@ func markFloat(s string) string {
 	return s
 }
 
-// writeTypeText writes t as Type.String does, plus what String omits: a
-// type denotation as a suffix @"DENOTATION", a dimension denotation after
-// its dimension (batch@"DATA_BATCH"), symbols that are not identifiers
-// quoted, and "seq()" / "opt()" / "map(k,)" for a missing inner type.
-func writeTypeText(b *strings.Builder, t Type) {
-	inner := func() {
-		if t.Inner != nil {
-			writeTypeText(b, *t.Inner)
-		}
-	}
-	switch t.Kind {
-	case KindTensor, KindSparseTensor:
-		if t.Kind == KindSparseTensor {
-			b.WriteString("sparse(")
-		}
-		b.WriteString(t.Elem.String())
-		if !t.HasShape {
-			b.WriteString("[*]")
-		} else {
-			b.WriteByte('[')
-			for i, d := range t.Shape {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				switch {
-				case d.Sym != "":
-					b.WriteString(identOrQuote(d.Sym))
-				case d.Size >= 0:
-					b.WriteString(strconv.FormatInt(d.Size, 10))
-				default:
-					b.WriteByte('?')
-				}
-				if d.Denotation != "" {
-					b.WriteString("@" + quote(d.Denotation))
-				}
-			}
-			b.WriteByte(']')
-		}
-		if t.Kind == KindSparseTensor {
-			b.WriteByte(')')
-		}
-	case KindSequence:
-		b.WriteString("seq(")
-		inner()
-		b.WriteByte(')')
-	case KindOptional:
-		b.WriteString("opt(")
-		inner()
-		b.WriteByte(')')
-	case KindMap:
-		b.WriteString("map(" + t.Elem.String() + ",")
-		inner()
-		b.WriteByte(')')
-	default:
-		b.WriteByte('?')
-	}
-	if t.Denotation != "" {
-		b.WriteString("@" + quote(t.Denotation))
-	}
-}
+// writeTypeText writes t in the IR text form (see writeType).
+func writeTypeText(b *strings.Builder, t Type) { writeType(b, t, true) }
 
 // isIdent reports whether s prints bare where the grammar has an
 // identifier (op types, domains, attribute names, dimension symbols):

@@ -204,17 +204,24 @@ func (t Type) String() string {
 	return b.String()
 }
 
-func (t Type) write(b *strings.Builder) {
+func (t Type) write(b *strings.Builder) { writeType(b, t, false) }
+
+// writeType is the one type printer. Plain (text false) is Type.String:
+// symbols bare, a missing inner type as "?", denotations left out. The IR
+// text form (text true) adds what String omits so that parsing gives the
+// same type back: a type denotation as a suffix @"DENOTATION", a dimension
+// denotation after its dimension (batch@"DATA_BATCH"), symbols that are
+// not identifiers quoted, and "seq()" / "opt()" / "map(k,)" for a missing
+// inner type.
+func writeType(b *strings.Builder, t Type, text bool) {
 	inner := func() {
-		if t.Inner == nil {
-			b.WriteString("?")
-		} else {
-			t.Inner.write(b)
+		if t.Inner != nil {
+			writeType(b, *t.Inner, text)
+		} else if !text {
+			b.WriteByte('?')
 		}
 	}
 	switch t.Kind {
-	case KindUnknown:
-		b.WriteString("?")
 	case KindTensor, KindSparseTensor:
 		if t.Kind == KindSparseTensor {
 			b.WriteString("sparse(")
@@ -228,7 +235,14 @@ func (t Type) write(b *strings.Builder) {
 				if i > 0 {
 					b.WriteByte(',')
 				}
-				b.WriteString(d.String())
+				if text && d.Sym != "" {
+					b.WriteString(identOrQuote(d.Sym))
+				} else {
+					b.WriteString(d.String())
+				}
+				if text && d.Denotation != "" {
+					b.WriteString("@" + quote(d.Denotation))
+				}
 			}
 			b.WriteByte(']')
 		}
@@ -244,10 +258,13 @@ func (t Type) write(b *strings.Builder) {
 		inner()
 		b.WriteByte(')')
 	case KindMap:
-		b.WriteString("map(")
-		b.WriteString(t.Elem.String())
-		b.WriteByte(',')
+		b.WriteString("map(" + t.Elem.String() + ",")
 		inner()
 		b.WriteByte(')')
+	default:
+		b.WriteByte('?')
+	}
+	if text && t.Denotation != "" {
+		b.WriteString("@" + quote(t.Denotation))
 	}
 }
