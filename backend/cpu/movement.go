@@ -852,13 +852,9 @@ func indexAt(v int64, dim int) (int, error) {
 func buildGather(n *ir.Node, _ *compiler) (kernel, error) {
 	axis := n.AttrInt("axis", 0)
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
-		if err := needInputs(in, 2); err != nil {
-			return nil, err
-		}
-		x := in[0]
-		indices, err := intValues(in[1])
+		x, indices, err := indexOperands(in, 2)
 		if err != nil {
-			return nil, fmt.Errorf("indices: %w", err)
+			return nil, err
 		}
 		ax, err := normAxis(axis, len(x.Shape))
 		if err != nil {
@@ -888,13 +884,9 @@ func buildGather(n *ir.Node, _ *compiler) (kernel, error) {
 func buildGatherElements(n *ir.Node, _ *compiler) (kernel, error) {
 	axis := n.AttrInt("axis", 0)
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
-		if err := needInputs(in, 2); err != nil {
-			return nil, err
-		}
-		x := in[0]
-		indices, err := intValues(in[1])
+		x, indices, err := indexOperands(in, 2)
 		if err != nil {
-			return nil, fmt.Errorf("indices: %w", err)
+			return nil, err
 		}
 		ax, err := normAxis(axis, len(x.Shape))
 		if err != nil {
@@ -973,13 +965,9 @@ func gatherNDOffsets(data []int, indices []int64, ishape []int, batchDims int) (
 func buildGatherND(n *ir.Node, _ *compiler) (kernel, error) {
 	batchDims := int(n.AttrInt("batch_dims", 0))
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
-		if err := needInputs(in, 2); err != nil {
-			return nil, err
-		}
-		x := in[0]
-		indices, err := intValues(in[1])
+		x, indices, err := indexOperands(in, 2)
 		if err != nil {
-			return nil, fmt.Errorf("indices: %w", err)
+			return nil, err
 		}
 		ish := in[1].Shape
 		if len(ish) == 0 || batchDims < 0 || batchDims >= len(ish) {
@@ -1065,14 +1053,11 @@ func buildScatterND(n *ir.Node, _ *compiler) (kernel, error) {
 		return nil, err
 	}
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
-		if err := needInputs(in, 3); err != nil {
+		x, indices, err := indexOperands(in, 3)
+		if err != nil {
 			return nil, err
 		}
-		x, upd := in[0], in[2]
-		indices, err := intValues(in[1])
-		if err != nil {
-			return nil, fmt.Errorf("indices: %w", err)
-		}
+		upd := in[2]
 		ish := in[1].Shape
 		if len(ish) == 0 {
 			return nil, fmt.Errorf("indices must have rank >= 1")
@@ -1105,14 +1090,11 @@ func buildScatterElements(n *ir.Node, _ *compiler) (kernel, error) {
 		return nil, err
 	}
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
-		if err := needInputs(in, 3); err != nil {
+		x, indices, err := indexOperands(in, 3)
+		if err != nil {
 			return nil, err
 		}
-		x, upd := in[0], in[2]
-		indices, err := intValues(in[1])
-		if err != nil {
-			return nil, fmt.Errorf("indices: %w", err)
-		}
+		upd := in[2]
 		ax, err := normAxis(axis, len(x.Shape))
 		if err != nil {
 			return nil, err
@@ -1396,4 +1378,17 @@ func buildArgMinMax(n *ir.Node, _ *compiler) (kernel, error) {
 		}
 		return []*Tensor{out}, nil
 	}, nil
+}
+
+// indexOperands checks that a gather/scatter node has n inputs and reads
+// its data (input 0) and its integer indices (input 1).
+func indexOperands(in []*Tensor, n int) (*Tensor, []int64, error) {
+	if err := needInputs(in, n); err != nil {
+		return nil, nil, err
+	}
+	indices, err := intValues(in[1])
+	if err != nil {
+		return nil, nil, fmt.Errorf("indices: %w", err)
+	}
+	return in[0], indices, nil
 }
