@@ -134,19 +134,7 @@ func TestFuseGeluMustNotFuse(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m, _ := geluModel(20, c.build)
 			runPasses(t, "infer-shapes", m)
-			before := ops(m.Graph)
-			ctx := &Context{Explain: &Explanations{}}
-			if err := geluRules.Apply(ctx, m.Graph, &Stats{}); err != nil {
-				t.Fatal(err)
-			}
-			wantOps(t, m.Graph, before...)
-			found := false
-			for _, e := range ctx.Explain.Items {
-				found = found || contains(e.Reason, c.reason)
-			}
-			if !found {
-				t.Fatalf("no explanation mentions %q: %+v", c.reason, ctx.Explain.Items)
-			}
+			requireDeclines(t, geluRules, m, c.reason)
 		})
 	}
 }
