@@ -19,21 +19,13 @@ func graphAttr(n *ir.Node, name string) (*ir.Graph, error) {
 // buildIf compiles both branches; at run time the chosen branch runs in a
 // frame nested in the node's frame, so it reads enclosing values.
 func buildIf(n *ir.Node, c *compiler) (kernel, error) {
-	thenG, err := graphAttr(n, "then_branch")
+	thenG, thenP, err := compileSubgraph(n, c, "then_branch")
 	if err != nil {
 		return nil, err
 	}
-	elseG, err := graphAttr(n, "else_branch")
+	elseG, elseP, err := compileSubgraph(n, c, "else_branch")
 	if err != nil {
 		return nil, err
-	}
-	thenP, err := c.compileGraph(thenG)
-	if err != nil {
-		return nil, fmt.Errorf("then_branch: %w", err)
-	}
-	elseP, err := c.compileGraph(elseG)
-	if err != nil {
-		return nil, fmt.Errorf("else_branch: %w", err)
 	}
 	if len(thenG.Outputs) != len(n.Outputs) || len(elseG.Outputs) != len(n.Outputs) {
 		return nil, fmt.Errorf("branches have %d and %d outputs, the node %d", len(thenG.Outputs), len(elseG.Outputs), len(n.Outputs))
@@ -63,13 +55,9 @@ func buildIf(n *ir.Node, c *compiler) (kernel, error) {
 // buildLoop runs the body while the trip count and condition allow,
 // carrying values and stacking scan outputs along a new first axis.
 func buildLoop(n *ir.Node, c *compiler) (kernel, error) {
-	body, err := graphAttr(n, "body")
+	body, p, err := compileSubgraph(n, c, "body")
 	if err != nil {
 		return nil, err
-	}
-	p, err := c.compileGraph(body)
-	if err != nil {
-		return nil, fmt.Errorf("body: %w", err)
 	}
 	nCarried := len(n.Inputs) - 2
 	if nCarried < 0 || len(body.Inputs) != nCarried+2 || len(body.Outputs) < nCarried+1 {
@@ -183,13 +171,9 @@ func stackAxis(r *runState, parts []*Tensor, axis int) (*Tensor, error) {
 // state and stacking per-iteration scan outputs (opset 9 and later; the
 // opset-8 form with a batch axis runs the same loop per batch entry).
 func buildScan(n *ir.Node, c *compiler) (kernel, error) {
-	body, err := graphAttr(n, "body")
+	body, p, err := compileSubgraph(n, c, "body")
 	if err != nil {
 		return nil, err
-	}
-	p, err := c.compileGraph(body)
-	if err != nil {
-		return nil, fmt.Errorf("body: %w", err)
 	}
 	legacy := c.opset(n) < 9
 	m := int(n.AttrInt("num_scan_inputs", 0))
@@ -347,13 +331,9 @@ func buildScan(n *ir.Node, c *compiler) (kernel, error) {
 // inputs (tensor inputs are passed whole) and collects each output into
 // a sequence.
 func buildSequenceMap(n *ir.Node, c *compiler) (kernel, error) {
-	body, err := graphAttr(n, "body")
+	body, p, err := compileSubgraph(n, c, "body")
 	if err != nil {
 		return nil, err
-	}
-	p, err := c.compileGraph(body)
-	if err != nil {
-		return nil, fmt.Errorf("body: %w", err)
 	}
 	if len(body.Inputs) != len(n.Inputs) || len(body.Outputs) != len(n.Outputs) {
 		return nil, fmt.Errorf("body has %d inputs and %d outputs, the node %d and %d", len(body.Inputs), len(body.Outputs), len(n.Inputs), len(n.Outputs))
@@ -397,4 +377,18 @@ func buildSequenceMap(n *ir.Node, c *compiler) (kernel, error) {
 		}
 		return seqs, nil
 	}, nil
+}
+
+// compileSubgraph compiles the graph held by attribute attr of n (a Loop,
+// Scan or SequenceMap body, an If branch).
+func compileSubgraph(n *ir.Node, c *compiler, attr string) (*ir.Graph, *plan, error) {
+	g, err := graphAttr(n, attr)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := c.compileGraph(g)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", attr, err)
+	}
+	return g, p, nil
 }
