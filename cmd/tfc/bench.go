@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ func newBenchCmd() *cobra.Command {
 		asJSON           bool
 		level, threads   int
 		seed             uint64
+		cpuProfile       string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench MODEL [--batch N --seq L] [--lengths uniform:a-b]",
@@ -70,6 +73,13 @@ sequence has --seq valid tokens.`,
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			times := make([]float64, iters)
 			var peak int64
 			for i := range times {
@@ -115,7 +125,25 @@ sequence has --seq valid tokens.`,
 	f.IntVarP(&level, "opt-level", "O", 2, "optimization level before running, 0..3")
 	f.IntVar(&threads, "threads", 0, "threads for kernels (0: GOMAXPROCS)")
 	f.Uint64Var(&seed, "seed", 1, "seed for synthetic inputs and lengths")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the timed runs to this file (read it with `go tool pprof`)")
 	return cmd
+}
+
+// startCPUProfile starts a pprof CPU profile into path and returns the
+// function that stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func humanBytes(n int64) string {
