@@ -35,7 +35,9 @@ func skipLayerNormF32(r *runState, in []*Tensor, eps float64, rms, wantSum bool,
 	x, skip := in[0], in[1]
 	xd, ok1 := x.Data.([]float32)
 	sd, ok2 := skip.Data.([]float32)
-	if !ok1 || !ok2 || len(x.Shape) == 0 || !sameShape(x.Shape, skip.Shape) {
+	// Skip has X's shape, or is broadcast over X's leading axes (the
+	// position embeddings [1, S, N] or [S, N] added to [B, S, N]).
+	if !ok1 || !ok2 || len(x.Shape) == 0 || len(skip.Shape) == 0 || !isSuffixShape(skip.Shape, x.Shape) || skip.Shape[len(skip.Shape)-1] != x.Shape[len(x.Shape)-1] {
 		return nil, false
 	}
 	cols := x.Shape[len(x.Shape)-1]
@@ -69,7 +71,8 @@ func skipLayerNormF32(r *runState, in []*Tensor, eps float64, rms, wantSum bool,
 	rows := len(xd) / cols
 	r.parallelFor(rows, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			xr, sr, yr := xd[i*cols:(i+1)*cols], sd[i*cols:(i+1)*cols], yd[i*cols:(i+1)*cols]
+			so := (i * cols) % max(len(sd), 1)
+			xr, sr, yr := xd[i*cols:(i+1)*cols], sd[so:so+cols], yd[i*cols:(i+1)*cols]
 			var total float64
 			for j := range yr {
 				v := xr[j] + sr[j]

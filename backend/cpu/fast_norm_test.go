@@ -82,11 +82,14 @@ func TestSkipLayerNormFastMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(63, 64))
 	for _, op := range []string{"SkipLayerNorm", "SkipRMSNorm"} {
 		for _, cols := range awkwardSizes {
-			for _, full := range []bool{false, true} {
+			// Skip shaped like X, and broadcast over X's leading axes (the
+			// embedding LayerNorm adds [1, S, N] position embeddings).
+			for si, skipShape := range [][]int{{2, 5, cols}, {5, cols}, {1, 5, cols}} {
+				full := si != 1
 				shape := []int{2, 5, cols}
 				in := []*Tensor{
 					Float32Tensor(shape, guardedFloats(rng, 10*cols)),
-					Float32Tensor(shape, guardedFloats(rng, 10*cols)),
+					Float32Tensor(skipShape, guardedFloats(rng, shapeSize(skipShape))),
 					Float32Tensor([]int{cols}, guardedFloats(rng, cols)),
 				}
 				optional := 2 // LayerNorm: B, Bias; RMSNorm: Bias
@@ -108,7 +111,7 @@ func TestSkipLayerNormFastMatchesReference(t *testing.T) {
 					fast, ref := runBothWays(t, buildTfcSkipLayerNorm, n, in, threads)
 					for i := range ref {
 						if err := closeF32(fast[i], ref[i], 1e-4, 1e-5); err != nil {
-							t.Fatalf("%s cols=%d full=%v threads=%d output %d: %v", op, cols, full, threads, i, err)
+							t.Fatalf("%s cols=%d skip %v full=%v threads=%d output %d: %v", op, cols, skipShape, full, threads, i, err)
 						}
 					}
 				}
