@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/tfc-compiler/tfc/backend/cpu/vmath"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -133,6 +134,9 @@ func sign(x float64) float64 {
 
 func buildUnary(n *ir.Node, _ *compiler) (kernel, error) {
 	if f, ok := unaryFuncs[n.Op]; ok {
+		if vec := vmathUnary[n.Op]; vec != nil {
+			return unaryFloatVec(f, vec), nil
+		}
 		return unaryFloat(f), nil
 	}
 	if fs, ok := unaryNumberFuncs[n.Op]; ok {
@@ -203,11 +207,11 @@ func buildUnary(n *ir.Node, _ *compiler) (kernel, error) {
 	case "Gelu":
 		switch approx := n.AttrString("approximate", "none"); approx {
 		case "none":
-			return unaryFloat(func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }), nil
+			return unaryFloatVec(func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }, vmath.Gelu), nil
 		case "tanh":
-			return unaryFloat(func(x float64) float64 {
+			return unaryFloatVec(func(x float64) float64 {
 				return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-			}), nil
+			}, vmath.GeluTanh), nil
 		default:
 			return nil, fmt.Errorf("Gelu approximate=%q is not supported", approx)
 		}

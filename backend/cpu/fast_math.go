@@ -1,108 +1,93 @@
 package cpu
 
-import "math"
+import (
+	"math"
+	"slices"
 
-// Scalar float32 math used by the fast kernels (softmax, GELU). Each
-// function states its reference and its error bound; the tests compare
-// them with the float64 functions of package math.
+	"github.com/tfc-compiler/tfc/backend/cpu/vmath"
+	"github.com/tfc-compiler/tfc/ir"
+)
+
+// Float32 math used by the fast kernels (softmax, GELU). The vectorised
+// slice functions and their error bounds live in package vmath; these
+// names remain for per-element callers and the tests that hold them to
+// package math.
 
 // softmaxRowF32 replaces row by softmax(row) in float32; a row whose
 // entries are all -inf becomes zeros (attentionReference's convention).
-func softmaxRowF32(row []float32) {
-	mx := float32(math.Inf(-1))
-	for _, v := range row {
-		if v > mx {
-			mx = v
+// See vmath.Softmax for the error bound and NaN rules.
+func softmaxRowF32(row []float32) { vmath.Softmax(row) }
+
+// expF32 is exp(x) in float32 (vmath.ScalarExp: within 3e-7 relative
+// error of math.Exp on [-87.33654, 88.72283], 0 below, +Inf above, NaN
+// stays NaN). Use vmath.Exp for slices.
+func expF32(x float32) float32 { return vmath.ScalarExp(x) }
+
+// erfF32 is erf(x) in float32 (vmath.ScalarErf: absolute error below
+// 4e-7 against math.Erf). Use vmath.Erf for slices.
+func erfF32(x float32) float32 { return vmath.ScalarErf(x) }
+
+// unaryFloatVec is unaryFloat with a vectorised float32 path: float32
+// data (float16 and bfloat16 arrive widened to float32) goes through vec
+// in one call per thread's chunk; float64, or fastKernels off, keeps the
+// reference f.
+func unaryFloatVec(f func(float64) float64, vec func(dst, src []float32)) kernel {
+	ref := unaryFloat(f)
+	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
+		if err := needInputs(in, 1); err != nil {
+			return nil, err
 		}
-	}
-	if math.IsInf(float64(mx), -1) {
-		clear(row)
-		return
-	}
-	var sum float32
-	for j, v := range row {
-		e := expF32(v - mx)
-		row[j] = e
-		sum += e
-	}
-	inv := 1 / sum
-	for j := range row {
-		row[j] *= inv
+		x := in[0]
+		d, ok := x.Data.([]float32)
+		if !ok || x.DType != ir.Float || !fastKernels {
+			return ref(r, in)
+		}
+		out, err := r.alloc(ir.Float, x.Shape)
+		if err != nil {
+			return nil, err
+		}
+		o := f32(out)
+		r.parallelFor(len(d), func(lo, hi int) { vec(o[lo:hi], d[lo:hi]) })
+		return []*Tensor{out}, nil
 	}
 }
 
-// expF32 is exp(x) in float32 (Cephes expf: x = n ln2 + r with |r| <=
-// ln2/2, a degree-6 polynomial for e^r evaluated in Estrin's form to
-// shorten the dependency chain, then scaling by 2^n), within 3e-7
-// relative error of math.Exp for x in [-87.3, 88.7] (so n >= -126 and
-// 2^n is a normal float); below it returns 0 (no subnormals), above it
-// +Inf, NaN stays NaN. Its reference is math.Exp.
-func expF32(x float32) float32 {
-	const (
-		log2e = 1.44269504088896341
-		ln2Hi = 0.693359375
-		ln2Lo = -2.12194440e-4
-		round = 12582912 // 1.5 * 2^23: adding and subtracting it rounds to an integer
-	)
-	if x < -87.33654 {
-		return 0
-	}
-	if x > 88.72283 {
-		return float32(math.Inf(1))
-	}
-	fn := (x*log2e + round) - round
-	r := (x - fn*ln2Hi) - fn*ln2Lo
-	z := r * r
-	a := 5.0000001201e-1 + 1.6666665459e-1*r
-	b := 4.1665795894e-2 + 8.3334519073e-3*r
-	c := 1.3981999507e-3 + 1.9875691500e-4*r
-	e := ((a+z*b+(z*z)*c)*z + r) + 1
-	n := int32(fn)
-	if n > 127 { // x near the top of the range: 2^n overflows alone
-		return e * math.Float32frombits(uint32(127+127)<<23) * 2
-	}
-	return e * math.Float32frombits(uint32(n+127)<<23)
+// vmathUnary routes the float32 path of these standard unary ops to
+// package vmath (error bounds in its doc comments: far inside the
+// conformance tolerance of 1e-3 relative).
+var vmathUnary = map[string]func(dst, src []float32){
+	"Exp":  vmath.Exp,
+	"Erf":  vmath.Erf,
+	"Tanh": vmath.Tanh,
 }
 
-// geluTanhF32 is 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) with
-// tanh(u) = 1 - 2/(exp(2u)+1) through expF32.
-func geluTanhF32(x float32) float32 {
-	const c = 0.7978845608028654 // sqrt(2/pi)
-	u := c * (x + 0.044715*x*x*x)
-	var t float32
-	switch {
-	case u > 20:
-		t = 1
-	case u < -20:
-		t = -1
-	default:
-		t = 1 - 2/(expF32(2*u)+1)
+// softmaxRowsF32 is the float32 (ir.Float) path of the standard Softmax over
+// contiguous rows of length d (the last axis, or the coerced 2-D rows
+// before opset 13): vmath.Softmax per row. A row of only -Inf gives NaN,
+// as the ONNX formula and the float64 reference do, not vmath's zeros
+// (the attention convention); every other row has a positive entry, so
+// an all-zero output row identifies that case.
+func softmaxRowsF32(r *runState, x *Tensor, xd []float32, d int) ([]*Tensor, error) {
+	out, err := r.alloc(ir.Float, x.Shape)
+	if err != nil {
+		return nil, err
 	}
-	return 0.5 * x * (1 + t)
-}
-
-// erfF32 is erf(x) in float32: Eigen's rational approximation
-// (generic_fast_erf_float), x clamped to [-4, 4] where erf is 1 to float32
-// precision; absolute error below 4e-7 (worst near |x| = 3.5). Its reference is math.Erf.
-func erfF32(x float32) float32 {
-	// Plain comparisons, not min/max (which order NaN and -0 and are
-	// branchy); NaN passes through both and gives NaN.
-	if x > 4 {
-		x = 4
-	} else if x < -4 {
-		x = -4
+	od := f32(out)
+	if d == 0 {
+		return []*Tensor{out}, nil
 	}
-	x2 := x * x
-	p := x2*-2.72614225801306e-10 + 2.77068142495902e-08
-	p = x2*p + -2.10102402082508e-06
-	p = x2*p + -5.69250639462346e-05
-	p = x2*p + -7.34990630326855e-04
-	p = x2*p + -2.95459980854025e-03
-	p = x2*p + -1.60960333262415e-02
-	p *= x
-	q := x2*-1.45660718464996e-05 + -2.13374055278905e-04
-	q = x2*q + -1.68282697438203e-03
-	q = x2*q + -7.37332916720468e-03
-	q = x2*q + -1.42647390514189e-02
-	return p / q
+	copy(od, xd)
+	nan := float32(math.NaN())
+	r.parallelFor(len(od)/d, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := od[i*d : (i+1)*d]
+			vmath.Softmax(row)
+			if row[0] == 0 && !slices.ContainsFunc(row, func(v float32) bool { return v != 0 }) {
+				for j := range row {
+					row[j] = nan
+				}
+			}
+		}
+	})
+	return []*Tensor{out}, nil
 }

@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 
+	"github.com/tfc-compiler/tfc/backend/cpu/vmath"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -122,32 +123,27 @@ func biasGeluF32(r *runState, x, bias *Tensor, tanhForm bool) (*Tensor, bool) {
 		if bd, ok = channelVector(bias, cols); !ok {
 			return nil, false
 		}
+		bd = bd[:cols] // vmath wants equal lengths
 	}
 	y := r.mustAlloc(ir.Float, x.Shape)
 	yd := f32(y)
 	if cols == 0 {
 		return y, true
 	}
+	// One vmath call per row: bias add and GELU fused, each element
+	// loaded once.
 	r.parallelFor(len(xd)/cols, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			xr, yr := xd[i*cols:(i+1)*cols], yd[i*cols:(i+1)*cols]
-			// Branch-free inner loops: add the bias first, then GELU.
-			if bd != nil {
-				bd := bd[:len(yr)]
-				for j, v := range xr {
-					yr[j] = v + bd[j]
-				}
-			} else {
-				copy(yr, xr)
-			}
-			if tanhForm {
-				for j, v := range yr {
-					yr[j] = geluTanhF32(v)
-				}
-				continue
-			}
-			for j, v := range yr {
-				yr[j] = 0.5 * v * (1 + erfF32(v*(1/math.Sqrt2)))
+			switch {
+			case bd != nil && tanhForm:
+				vmath.BiasGeluTanh(yr, xr, bd)
+			case bd != nil:
+				vmath.BiasGelu(yr, xr, bd)
+			case tanhForm:
+				vmath.GeluTanh(yr, xr)
+			default:
+				vmath.Gelu(yr, xr)
 			}
 		}
 	})

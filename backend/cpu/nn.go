@@ -264,6 +264,9 @@ func buildSoftmax(n *ir.Node, c *compiler) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
+		if xd, ok := x.Data.([]float32); ok && x.DType == ir.Float && fastKernels && op == "Softmax" && (legacy || ax == rank-1) {
+			return softmaxRowsF32(r, x, xd, shapeSize(x.Shape[ax:]))
+		}
 		vals, ok := x.Float64s()
 		if !ok {
 			return nil, fmt.Errorf("input must be numeric")
