@@ -12,10 +12,14 @@
 //
 // Plan and memory: the schedule is the graph's node order; shapes are
 // resolved at run time, so one Executable serves any batch and sequence
-// length. Buffers are counted by reference and returned to a pool keyed
-// by element type and length once their last reader has run (liveness
-// from the schedule); RunStats reports the peak the run reached. A static
-// memory planner that assigns offsets ahead of time is future work.
+// length. Memory is planned at Compile (memplan.go): values of the main
+// graph get liveness intervals from the schedule, views share their
+// input's buffer, and intervals are coloured into slots whose sizes are
+// symbolic in the graph's dimensions (PlannedPeakBytes evaluates them).
+// Each Run takes an arena of slot buffers that is kept for later Runs.
+// Graph outputs, nested bodies and values the plan cannot size use a
+// per-Run pool keyed by element type and length, with reference counts.
+// docs/cpu-backend.md describes both.
 // Kernels compute float16 and bfloat16 in float32; reference kernels
 // that are not on the hot path compute in float64.
 package cpu

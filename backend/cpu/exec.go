@@ -16,28 +16,61 @@ type Options struct {
 	// Threads is the number of goroutines kernels may use; 0 means
 	// runtime.GOMAXPROCS(0).
 	Threads int
+	// NoMemoryPlan turns the static memory plan off: every buffer then
+	// comes from the per-Run dynamic pool (for comparisons and debugging).
+	NoMemoryPlan bool
 }
 
 // Executable is a compiled graph. It is safe to call Run from several
-// goroutines at once: each call keeps its own buffers.
+// goroutines at once: each call takes its own arena of planned buffers
+// (kept in the Executable for later Runs) and its own dynamic pool.
 type Executable struct {
 	plan    *plan
 	threads int
 
 	mu        sync.Mutex
 	lastStats RunStats
+	// arenas are the free arenas of the memory plan, one per Run that
+	// has ended; concurrent Runs make more.
+	arenas []*arena
 }
 
 // RunStats describes the memory of the most recent Run.
 type RunStats struct {
 	// PeakBytes is the largest number of bytes held at once in buffers the
-	// run allocated (constants and caller inputs excluded).
+	// run allocated, planned slots and the dynamic pool together
+	// (constants and caller inputs excluded). Measured.
 	PeakBytes int64
-	// AllocatedBytes is the total of fresh allocations; bytes served from
-	// released buffers are not counted again.
+	// AllocatedBytes is the total of fresh allocations of the dynamic
+	// pool; bytes served from released buffers are not counted again.
 	AllocatedBytes int64
-	// ReusedBuffers counts allocations served by a released buffer.
+	// ReusedBuffers counts dynamic allocations served by a released
+	// buffer.
 	ReusedBuffers int
+	// PlannedBytes is the sum over the memory plan's slots of the largest
+	// value this Run placed in each: the planned peak at this Run's sizes,
+	// counting only values whose kernel allocated them through the plan.
+	PlannedBytes int64
+	// ArenaBytes is the capacity of the slot buffers after the Run (they
+	// only grow, and are kept for later Runs).
+	ArenaBytes int64
+	// ArenaReused is true when the Run's slot buffers came from an
+	// earlier Run.
+	ArenaReused bool
+	// CopiedOutputs counts values the safety net copied out of a slot
+	// that was not theirs (a kernel returned a view the planner did not
+	// know about). The corpus runs with none.
+	CopiedOutputs int
+	// Copied names the copied values: "node (op): value".
+	Copied []string
+	// DynamicOutputs counts planned values that did not land in their
+	// slot: their kernel made its own buffer or returned a constant.
+	DynamicOutputs int
+	// Symbols holds the dimension symbols bound during the Run, from the
+	// inputs' and outputs' shapes ("batch", "seq", and "?value[i]" for
+	// dimensions only known at run time); Executable.PlannedPeakBytes
+	// takes them.
+	Symbols map[string]int64
 }
 
 // plan is the compiled form of one graph (the main graph or a nested
@@ -47,6 +80,9 @@ type plan struct {
 	steps   []step
 	consts  map[*ir.Value]*Tensor
 	outputs []*ir.Value
+	// mem is the static memory plan; only the main graph has one (nested
+	// bodies use the dynamic pool).
+	mem *memPlan
 }
 
 type step struct {
@@ -82,6 +118,9 @@ func Compile(m *ir.Model, opts Options) (*Executable, error) {
 	p, err := c.compileGraph(m.Graph)
 	if err != nil {
 		return nil, err
+	}
+	if !opts.NoMemoryPlan {
+		p.mem = planMemory(p)
 	}
 	threads := opts.Threads
 	if threads <= 0 {
@@ -254,6 +293,17 @@ type runState struct {
 	// curFrame is the frame of the node being run, for control-flow
 	// kernels whose bodies read enclosing values.
 	curFrame *frame
+
+	// Memory plan state (nil mem: dynamic pool only).
+	mem      *memPlan
+	arena    *arena
+	slotLive map[uintptr]int64 // bytes of live slot-backed buffers, by base
+	slotUsed []int64           // largest bytes placed per slot
+	symbols  map[string]int64  // dimension symbols bound so far
+	// pending are the planned outputs of the main-graph step being run;
+	// nil while a nested body runs.
+	pending    []pendingOut
+	pendingBuf []pendingOut
 }
 
 type poolKey struct {
@@ -261,8 +311,9 @@ type poolKey struct {
 	n  int
 }
 
-// alloc returns a zeroed tensor, reusing a released buffer of the same
-// element type and length when there is one.
+// alloc returns a zeroed tensor: the planned slot of an output of the
+// step being run when the allocation fits one, else a released buffer of
+// the same element type and length, else a fresh one.
 func (r *runState) alloc(dt ir.DataType, shape []int) (*Tensor, error) {
 	n := 1
 	for _, d := range shape {
@@ -274,6 +325,16 @@ func (r *runState) alloc(dt ir.DataType, shape []int) (*Tensor, error) {
 		}
 		n *= d
 	}
+	if len(r.pending) > 0 && n > 0 {
+		if t := r.allocPlanned(dt, shape, n); t != nil {
+			return t, nil
+		}
+	}
+	return r.allocDynamic(dt, shape, n)
+}
+
+// allocDynamic serves an allocation of n elements from the dynamic pool.
+func (r *runState) allocDynamic(dt ir.DataType, shape []int, n int) (*Tensor, error) {
 	key := poolKey{dt, n}
 	if free := r.pool[key]; len(free) > 0 {
 		data := free[len(free)-1]
@@ -339,6 +400,12 @@ func (r *runState) release(t *Tensor) {
 		return
 	}
 	delete(r.refs, p)
+	if bytes, ok := r.slotLive[p]; ok {
+		// A slot buffer: the plan reuses it; only the statistics change.
+		delete(r.slotLive, p)
+		r.live -= bytes
+		return
+	}
 	bytes, ok := r.owned[p]
 	if !ok {
 		return
@@ -420,6 +487,15 @@ func (e *Executable) Run(ctx context.Context, inputs map[string]*Tensor) (map[st
 		ctx: ctx, threads: e.threads, exe: e,
 		pool: map[poolKey][]any{}, refs: map[uintptr]int{}, owned: map[uintptr]int64{},
 	}
+	if mem := e.plan.mem; mem != nil {
+		a, reused := e.getArena()
+		defer e.putArena(a)
+		r.mem, r.arena = mem, a
+		r.slotLive = map[uintptr]int64{}
+		r.slotUsed = make([]int64, len(mem.slots))
+		r.symbols = map[string]int64{}
+		r.stats.ArenaReused = reused
+	}
 	g := e.plan.g
 	fr := &frame{vals: map[*ir.Value]*Tensor{}}
 	for _, v := range g.Inputs {
@@ -457,20 +533,40 @@ func (e *Executable) Run(ctx context.Context, inputs map[string]*Tensor) (map[st
 		}
 		fr.vals[v] = t
 	}
+	if r.mem != nil {
+		for _, b := range r.mem.inputDims {
+			r.bind(b, fr.vals[g.Inputs[b.out]])
+		}
+	}
 	outs, err := r.runPlan(e.plan, fr)
+	var result map[string]*Tensor
+	if err == nil {
+		result = make(map[string]*Tensor, len(outs))
+		for i, v := range e.plan.outputs {
+			t := outs[i]
+			if t != nil && r.arena.anyInSlots(t) {
+				// Never happens by construction (outputs are not planned);
+				// the arena goes back to the free list, so copy.
+				r.stats.CopiedOutputs++
+			}
+			if _, ours := r.owned[dataPtr(t)]; t != nil && (!ours || t.IsSequence() || t.IsOptional()) {
+				t = t.Clone() // an input, constant or slot passed through: never hand out our buffers
+			}
+			result[v.Name] = t
+		}
+	}
+	if r.mem != nil {
+		for _, b := range r.slotUsed {
+			r.stats.PlannedBytes += b
+		}
+		r.stats.ArenaBytes = r.arena.bytes()
+		r.stats.Symbols = r.symbols
+	}
 	e.mu.Lock()
 	e.lastStats = r.stats
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
-	}
-	result := make(map[string]*Tensor, len(outs))
-	for i, v := range e.plan.outputs {
-		t := outs[i]
-		if _, ours := r.owned[dataPtr(t)]; t != nil && (!ours || t.IsSequence() || t.IsOptional()) {
-			t = t.Clone() // an input or constant passed through: never hand out our constants
-		}
-		result[v.Name] = t
 	}
 	return result, nil
 }
@@ -493,7 +589,7 @@ func (r *runState) runPlan(p *plan, fr *frame) ([]*Tensor, error) {
 			return nil, err
 		}
 		s := &p.steps[i]
-		if err := r.runStep(s, fr); err != nil {
+		if err := r.runStep(s, fr, p.mem, i); err != nil {
 			return nil, err
 		}
 	}
@@ -508,7 +604,9 @@ func (r *runState) runPlan(p *plan, fr *frame) ([]*Tensor, error) {
 	return outs, nil
 }
 
-func (r *runState) runStep(s *step, fr *frame) (err error) {
+// runStep runs step i of a plan; mem is the plan's memory plan (nil for
+// nested bodies).
+func (r *runState) runStep(s *step, fr *frame, mem *memPlan, i int) (err error) {
 	n := s.node
 	defer func() {
 		if p := recover(); p != nil {
@@ -527,7 +625,13 @@ func (r *runState) runStep(s *step, fr *frame) (err error) {
 		in[j] = t
 	}
 	r.curFrame = fr
+	saved := r.pending
+	r.pending = nil
+	if mem != nil {
+		r.beginStep(i)
+	}
 	outs, err := s.run(r, in)
+	r.pending = saved
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.Describe(), err)
 	}
@@ -545,8 +649,16 @@ func (r *runState) runStep(s *step, fr *frame) (err error) {
 		if err := t.check(); err != nil {
 			return fmt.Errorf("%s: output %q: internal error: %w", n.Describe(), v.Name, err)
 		}
-		fr.vals[v] = t
-		r.retain(t)
+	}
+	if mem != nil {
+		r.endStep(i, n, outs)
+	}
+	for j, v := range n.Outputs {
+		if v == nil {
+			continue
+		}
+		fr.vals[v] = outs[j]
+		r.retain(outs[j])
 	}
 	for _, v := range s.release {
 		if t, ok := fr.vals[v]; ok {

@@ -2,13 +2,17 @@ package cpu_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/tfc-compiler/tfc/backend/cpu"
+	"github.com/tfc-compiler/tfc/internal/refdata"
 	"github.com/tfc-compiler/tfc/ir"
 )
 
@@ -117,14 +121,16 @@ func TestSymbolicShapes(t *testing.T) {
 		want := refLayerNormSoftmax(floats(in), floats(w), floats(bias), floats(gamma), sz[0]*sz[1], k, n)
 		assertClose(t, "softmax(layernorm(xW+b))", floats(got), want, 1e-4, 1e-6)
 		st := exe.Stats()
-		if st.PeakBytes <= 0 || st.PeakBytes > st.AllocatedBytes {
-			t.Fatalf("stats %+v: peak must be positive and at most the allocated bytes", st)
+		if st.PeakBytes <= 0 || st.PeakBytes > st.AllocatedBytes+st.ArenaBytes {
+			t.Fatalf("stats %+v: peak must be positive and at most the allocated bytes (pool and arena)", st)
 		}
 	}
 }
 
 // TestBufferReuseInChain: in a chain of same-sized elementwise ops,
-// released buffers are reused, so the peak stays below the total.
+// buffers are reused, so the peak stays below the total: with the memory
+// plan two slots serve all eleven intermediates; without it the dynamic
+// pool reuses released buffers.
 func TestBufferReuseInChain(t *testing.T) {
 	b := ir.NewBuilder(17)
 	x := b.Input("x", ir.TensorOf(ir.Float, ir.Sym("n")))
@@ -133,26 +139,34 @@ func TestBufferReuseInChain(t *testing.T) {
 		h = b.Op("Tanh", b.Op("Exp", h))
 	}
 	b.Output(h)
-	exe, err := cpu.Compile(b.Model(), cpu.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := cpu.Float32Tensor([]int{1000}, make([]float32, 1000))
-	outs, err := exe.Run(context.Background(), map[string]*cpu.Tensor{"x": in})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// reference: repeated tanh(exp(v)) from 0
 	v := 0.0
 	for i := 0; i < 6; i++ {
 		v = math.Tanh(math.Exp(v))
 	}
-	if got := floats(outs[h.Name]); math.Abs(got[999]-v) > 1e-6 {
-		t.Fatalf("got %g, want %g", got[999], v)
-	}
-	st := exe.Stats()
-	if st.ReusedBuffers == 0 || st.PeakBytes > 3*4000 {
-		t.Fatalf("stats %+v: want reuse and a peak of at most three buffers", st)
+	for _, noPlan := range []bool{false, true} {
+		exe, err := cpu.Compile(b.Model(), cpu.Options{Threads: 1, NoMemoryPlan: noPlan})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := cpu.Float32Tensor([]int{1000}, make([]float32, 1000))
+		outs, err := exe.Run(context.Background(), map[string]*cpu.Tensor{"x": in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := floats(outs[h.Name]); math.Abs(got[999]-v) > 1e-6 {
+			t.Fatalf("got %g, want %g", got[999], v)
+		}
+		st := exe.Stats()
+		if st.PeakBytes > 3*4000 {
+			t.Fatalf("no plan %v: stats %+v: want a peak of at most three buffers", noPlan, st)
+		}
+		if noPlan && st.ReusedBuffers == 0 {
+			t.Fatalf("stats %+v: want the pool to reuse buffers", st)
+		}
+		if !noPlan && (st.PlannedBytes != 2*4000 || st.DynamicOutputs != 0 || st.AllocatedBytes != 4000) {
+			t.Fatalf("stats %+v: want two planned buffers and one fresh output", st)
+		}
 	}
 }
 
@@ -367,4 +381,277 @@ func TestHalfStorage(t *testing.T) {
 		tol := map[ir.DataType]float64{ir.Float16: 1e-3, ir.BFloat16: 8e-3}[dt]
 		assertClose(t, dt.String(), floats(got), []float64{e[0] / s, e[1] / s, e[2] / s}, tol, 1e-4)
 	}
+}
+
+// planTestModel is x[batch,seq,k] -> MatMul w -> Add b -> Tanh -> Reshape
+// to [batch*seq, n] -> Exp -> Softmax; every intermediate is planned.
+func planTestModel(t *testing.T, w, bias *cpu.Tensor, k, n int) (*ir.Model, *ir.Value) {
+	t.Helper()
+	toIR := func(t *cpu.Tensor) *ir.Tensor {
+		dims := make([]int64, len(t.Shape))
+		for i, d := range t.Shape {
+			dims[i] = int64(d)
+		}
+		return ir.Float32Tensor(dims, t.Data.([]float32)...)
+	}
+	b := ir.NewBuilder(17)
+	x := b.Input("x", ir.TensorOf(ir.Float, ir.Sym("batch"), ir.Sym("seq"), ir.Known(int64(k))))
+	h := b.Op("MatMul", x, b.Const("w", toIR(w)))
+	h = b.Op("Tanh", b.Op("Add", h, b.Const("b", toIR(bias))))
+	h = b.Op("Reshape", h, b.Const("shape", ir.Int64Tensor([]int64{2}, -1, int64(n))))
+	h = b.Op("Softmax", b.Op("Exp", h), ir.IntAttr("axis", -1))
+	b.Output(h)
+	m := b.Model()
+	if _, err := ir.InferShapes(m); err != nil {
+		t.Fatal(err)
+	}
+	return m, h
+}
+
+// refPlanTestModel is the float64 reference of planTestModel.
+func refPlanTestModel(x, w, bias []float64, rows, k, n int) []float64 {
+	out := make([]float64, rows*n)
+	for r := 0; r < rows; r++ {
+		e := make([]float64, n)
+		mx := math.Inf(-1)
+		for j := 0; j < n; j++ {
+			s := bias[j]
+			for p := 0; p < k; p++ {
+				s += x[r*k+p] * w[p*n+j]
+			}
+			e[j] = math.Exp(math.Tanh(s))
+			mx = math.Max(mx, e[j])
+		}
+		sum := 0.0
+		for j := range e {
+			e[j] = math.Exp(e[j] - mx)
+			sum += e[j]
+		}
+		for j := range e {
+			out[r*n+j] = e[j] / sum
+		}
+	}
+	return out
+}
+
+// TestPlanReusedAcrossSizes runs one Executable at alternating batch and
+// sequence sizes: results equal a fresh Executable's and the float64
+// reference, the arena is reused, and outputs of an earlier Run are not
+// overwritten by a later one.
+func TestPlanReusedAcrossSizes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const k, n = 8, 5
+	w, bias := randTensor(rng, k, n), randTensor(rng, n)
+	m, y := planTestModel(t, w, bias, k, n)
+	exe, err := cpu.Compile(m, cpu.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exe.MemoryPlan().Slots) == 0 {
+		t.Fatalf("no slots planned")
+	}
+	type kept struct {
+		out  *cpu.Tensor
+		copy []float64
+	}
+	var held []kept
+	sizes := [][2]int{{2, 5}, {3, 17}, {2, 5}, {1, 64}, {3, 17}}
+	for i, sz := range sizes {
+		in := randTensor(rng, sz[0], sz[1], k)
+		feeds := map[string]*cpu.Tensor{"x": in}
+		outs, err := exe.Run(context.Background(), feeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := exe.Stats()
+		if st.ArenaReused != (i > 0) || st.CopiedOutputs != 0 || st.DynamicOutputs != 0 || st.PlannedBytes <= 0 {
+			t.Fatalf("run %d: stats %+v", i, st)
+		}
+		planned, err := exe.PlannedPeakBytes(st.Symbols)
+		if err != nil || planned != st.PlannedBytes {
+			t.Fatalf("run %d: PlannedPeakBytes(%v) = %d, %v; the run placed %d", i, st.Symbols, planned, err, st.PlannedBytes)
+		}
+		got := outs[y.Name]
+		want := refPlanTestModel(floats(in), floats(w), floats(bias), sz[0]*sz[1], k, n)
+		assertClose(t, "plan reused", floats(got), want, 1e-4, 1e-6)
+		fresh, err := cpu.Compile(m, cpu.Options{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fo, err := fresh.Run(context.Background(), feeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertClose(t, "fresh executable", floats(got), floats(fo[y.Name]), 0, 0)
+		held = append(held, kept{got, floats(got)})
+	}
+	for i, h := range held {
+		assertClose(t, fmt.Sprintf("output of run %d after later runs", i), floats(h.out), h.copy, 0, 0)
+	}
+	exe.ReleaseBuffers()
+	if _, err := exe.Run(context.Background(), map[string]*cpu.Tensor{"x": randTensor(rng, 1, 3, k)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := exe.Stats(); st.ArenaReused {
+		t.Errorf("after ReleaseBuffers the arena was reused: %+v", st)
+	}
+}
+
+// TestPlannedPeakBytesAtTwoSizes: one Executable's plan evaluated at two
+// sizes; the planned slots hold the MatMul output, its Add, its Tanh and
+// the Exp, each batch×seq×n float32, and the plan needs two buffers at a
+// time for that chain (the Reshape shares its input's).
+func TestPlannedPeakBytesAtTwoSizes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	const k, n = 8, 5
+	m, _ := planTestModel(t, randTensor(rng, k, n), randTensor(rng, n), k, n)
+	exe, err := cpu.Compile(m, cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sz := range [][2]int64{{1, 7}, {8, 128}} {
+		got, err := exe.PlannedPeakBytes(map[string]int64{"batch": sz[0], "seq": sz[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 2 * sz[0] * sz[1] * n * 4; got != want {
+			t.Errorf("batch %d seq %d: planned %d bytes, want %d\n%s", sz[0], sz[1], got, want, exe.MemoryPlan())
+		}
+	}
+	if _, err := exe.PlannedPeakBytes(map[string]int64{"seq": 3}); err == nil || !strings.Contains(err.Error(), `"batch"`) {
+		t.Errorf("error %v should name the unbound symbol batch", err)
+	}
+}
+
+// TestConcurrentPlannedRuns: several goroutines run one Executable with
+// different sizes at once (run with -race); each gets its own arena.
+func TestConcurrentPlannedRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	const k, n = 8, 5
+	w, bias := randTensor(rng, k, n), randTensor(rng, n)
+	m, y := planTestModel(t, w, bias, k, n)
+	exe, err := cpu.Compile(m, cpu.Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := make([]*cpu.Tensor, 6)
+	for g := range inputs {
+		inputs[g] = randTensor(rng, 1+g%3, 3+5*g, k)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(inputs))
+	for g, in := range inputs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want := refPlanTestModel(floats(in), floats(w), floats(bias), in.Shape[0]*in.Shape[1], k, n)
+			for rep := 0; rep < 3; rep++ {
+				outs, err := exe.Run(context.Background(), map[string]*cpu.Tensor{"x": in})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for i, got := range floats(outs[y.Name]) {
+					if math.Abs(got-want[i]) > 1e-4*math.Abs(want[i])+1e-6 {
+						errs <- fmt.Errorf("goroutine %d run %d: element %d = %g, want %g", g, rep, i, got, want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestMemoryPlanCorpus runs every corpus model with the memory plan, as
+// decoded and after the -O2 pipeline, against the stored references, and
+// after -O3 (padding removal) against the same model run without the plan;
+// the safety net must never have to copy.
+func TestMemoryPlanCorpus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("corpus models are slow; skipped with -short")
+	}
+	root := filepath.Join("..", "..", "testdata", "models")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Skipf("no corpus at %s: %v", root, err)
+	}
+	ran := 0
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		path := filepath.Join(dir, "model.onnx")
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		for _, level := range []int{0, 2, 3} {
+			m, err := compileLevel(path, level, nil)
+			if err != nil {
+				t.Errorf("%s -O%d: %v", e.Name(), level, err)
+				continue
+			}
+			if missing := unclaimed(m); len(missing) > 0 {
+				m.Close()
+				continue
+			}
+			if err := checkPlannedRuns(m, dir, level == 3); err != nil {
+				t.Errorf("%s -O%d: %v", e.Name(), level, err)
+			}
+			ran++
+			m.Close()
+		}
+	}
+	if ran == 0 {
+		t.Errorf("no corpus model ran")
+	}
+}
+
+func checkPlannedRuns(m *ir.Model, dir string, againstUnplanned bool) error {
+	exe, err := cpu.Compile(m, cpu.Options{Threads: 2})
+	if err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	dataSets, err := refdata.LoadAll(m.Graph, dir)
+	if err != nil {
+		return err
+	}
+	var plain *cpu.Executable
+	if againstUnplanned {
+		if plain, err = cpu.Compile(m, cpu.Options{Threads: 2, NoMemoryPlan: true}); err != nil {
+			return err
+		}
+	}
+	for _, ds := range dataSets {
+		set := filepath.Base(ds.Dir)
+		outs, err := exe.Run(context.Background(), ds.Inputs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", set, err)
+		}
+		if st := exe.Stats(); st.CopiedOutputs != 0 {
+			return fmt.Errorf("%s: the safety net copied %d outputs %v (a kernel aliases in a way the planner does not know)", set, st.CopiedOutputs, st.Copied)
+		}
+		want := ds.Outputs
+		if plain != nil {
+			po, err := plain.Run(context.Background(), ds.Inputs)
+			if err != nil {
+				return fmt.Errorf("%s: without plan: %w", set, err)
+			}
+			want = make([]*cpu.Tensor, len(m.Graph.Outputs))
+			for k, v := range m.Graph.Outputs {
+				want[k] = po[v.Name]
+			}
+		}
+		for k, v := range m.Graph.Outputs {
+			if want[k] == nil || outs[v.Name] == nil {
+				return fmt.Errorf("%s: output %q missing", set, v.Name)
+			}
+			if err := compareTensors(outs[v.Name], want[k]); err != nil {
+				return fmt.Errorf("%s: output %q: %w", set, v.Name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ func newBenchCmd() *cobra.Command {
 		level, threads   int
 		seed             uint64
 		cpuProfile       string
+		showPlan         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench MODEL [--batch N --seq L] [--lengths uniform:a-b]",
@@ -33,8 +34,9 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench compiles MODEL (at -O2 unless -O says otherwise) for the CPU backend,
 makes inputs from the model's input types, runs --warmup untimed and --iters
 timed iterations, and reports the median and 90th-percentile latency, the
-throughput in valid tokens per second, and the peak bytes of buffers a run
-held.
+throughput in valid tokens per second, the peak bytes of buffers a run
+held (measured), and the static memory plan evaluated at the benchmarked
+sizes (planned peak, slots; --memory-plan lists them).
 
 Inputs are made from their names and types: token ids (int) are drawn in
 range (the vocabulary is read from the embedding table the ids index), an
@@ -92,6 +94,11 @@ sequence has --seq valid tokens.`,
 			}
 			sort.Float64s(times)
 			med := percentile(times, 0.5)
+			// The static memory plan evaluated at the sizes the last run saw
+			// (data-dependent ones such as the packed token count included).
+			st := exe.Stats()
+			planned, planErr := exe.PlannedPeakBytes(st.Symbols)
+			slots := len(exe.MemoryPlan().Slots)
 			valid := 0
 			for _, l := range lens {
 				valid += l
@@ -101,8 +108,17 @@ sequence has --seq valid tokens.`,
 				"valid_tokens": valid, "valid_fraction": float64(valid) / float64(batch*seq),
 				"iters": iters, "median_ms": med, "p90_ms": percentile(times, 0.9),
 				"min_ms": times[0], "tokens_per_s": float64(valid) / (med / 1000), "peak_bytes": peak,
+				"planned_peak_bytes": planned, "planned_slots": slots, "placed_bytes": st.PlannedBytes,
+				"arena_bytes": st.ArenaBytes, "copied_outputs": st.CopiedOutputs, "dynamic_outputs": st.DynamicOutputs,
+			}
+			if planErr != nil {
+				res["planned_peak_error"] = planErr.Error()
 			}
 			w := cmd.OutOrStdout()
+			if showPlan && asJSON {
+				plan := exe.MemoryPlan()
+				res["memory_plan"] = map[string]any{"slots": plan.Slots, "planned_peak_bytes_expr": plan.PeakBytesExpr()}
+			}
 			if asJSON {
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")
@@ -110,7 +126,15 @@ sequence has --seq valid tokens.`,
 			}
 			fmt.Fprintf(w, "%s  batch %d  seq %d  valid tokens %d (%.0f%%)\n", args[0], batch, seq, valid, 100*float64(valid)/float64(batch*seq))
 			fmt.Fprintf(w, "median %.3f ms  p90 %.3f ms  min %.3f ms  over %d runs\n", med, percentile(times, 0.9), times[0], iters)
-			fmt.Fprintf(w, "throughput %.0f tokens/s  peak buffers %s\n", res["tokens_per_s"], humanBytes(peak))
+			fmt.Fprintf(w, "throughput %.0f tokens/s  peak buffers %s (measured)\n", res["tokens_per_s"], humanBytes(peak))
+			plannedText := humanBytes(planned)
+			if planErr != nil {
+				plannedText = "unknown (" + planErr.Error() + ")"
+			}
+			fmt.Fprintf(w, "memory plan: %d slots, planned peak %s, placed %s, arena %s\n", slots, plannedText, humanBytes(st.PlannedBytes), humanBytes(st.ArenaBytes))
+			if showPlan {
+				fmt.Fprint(w, exe.MemoryPlan())
+			}
 			return nil
 		},
 	}
@@ -121,10 +145,11 @@ sequence has --seq valid tokens.`,
 	f.StringVar(&lengths, "lengths", "", "valid lengths per sequence: uniform:A-B or list:L1,L2,... (default: all --seq)")
 	f.IntVar(&warmup, "warmup", 3, "untimed runs first")
 	f.IntVar(&iters, "iters", 20, "timed runs")
-	f.BoolVar(&asJSON, "json", false, "print results as JSON (keys median_ms, p90_ms, tokens_per_s, peak_bytes, ...)")
+	f.BoolVar(&asJSON, "json", false, "print results as JSON (keys median_ms, p90_ms, tokens_per_s, peak_bytes, planned_peak_bytes, ...)")
 	f.IntVarP(&level, "opt-level", "O", 2, "optimization level before running, 0..3")
 	f.IntVar(&threads, "threads", 0, "threads for kernels (0: GOMAXPROCS)")
 	f.Uint64Var(&seed, "seed", 1, "seed for synthetic inputs and lengths")
+	f.BoolVar(&showPlan, "memory-plan", false, "print the static memory plan: each slot's size expression and the values it serves")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the timed runs to this file (read it with `go tool pprof`)")
 	return cmd
 }

@@ -212,6 +212,12 @@ func TestBenchJSON(t *testing.T) {
 	}
 	require.Greater(t, res["median_ms"].(float64), 0.0)
 	require.Greater(t, res["peak_bytes"].(float64), 0.0)
+	// The memory plan at the benchmarked sizes: never smaller than what the
+	// run placed in it, and the safety net never had to copy.
+	require.NotContains(t, res, "planned_peak_error")
+	require.GreaterOrEqual(t, res["planned_peak_bytes"].(float64), res["placed_bytes"].(float64))
+	require.Greater(t, res["placed_bytes"].(float64), 0.0)
+	require.Equal(t, 0.0, res["copied_outputs"].(float64))
 	valid := res["valid_tokens"].(float64)
 	require.True(t, valid >= 8 && valid <= 32, "valid tokens %v outside [8,32]", valid)
 
