@@ -265,8 +265,20 @@ func fmin(a, b float64) float64 {
 	return math.Min(a, b)
 }
 
-// broadcastBinary applies f elementwise with numpy broadcasting.
+// broadcastBinary applies f elementwise with numpy broadcasting: the
+// broadcasting engine (bcastBinary), or with fastKernels off its
+// reference broadcastBinaryRef.
 func broadcastBinary[A, B, O any](r *runState, a []A, as []int, b []B, bs []int, out []O, os []int, f func(A, B) O) {
+	if fastKernels {
+		bcastBinary(r, a, as, b, bs, out, os, f)
+		return
+	}
+	broadcastBinaryRef(r, a, as, b, bs, out, os, f)
+}
+
+// broadcastBinaryRef is the reference of broadcastBinary: per-element
+// index arrays from broadcastIndex.
+func broadcastBinaryRef[A, B, O any](r *runState, a []A, as []int, b []B, bs []int, out []O, os []int, f func(A, B) O) {
 	if sameShape(as, os) && sameShape(bs, os) {
 		r.parallelFor(len(out), func(lo, hi int) {
 			for k := lo; k < hi; k++ {
@@ -306,6 +318,9 @@ func arith2(r *runState, op binaryArith, name string, a, b *Tensor) ([]*Tensor, 
 	if err != nil {
 		return nil, err
 	}
+	if arithFast(r, name, a, b, out) {
+		return []*Tensor{out}, nil
+	}
 	switch ad := a.Data.(type) {
 	case []float32:
 		if op.f == nil {
@@ -325,9 +340,7 @@ func arith2(r *runState, op binaryArith, name string, a, b *Tensor) ([]*Tensor, 
 		default:
 			g = func(x, y float32) float32 { return float32(f(float64(x), float64(y))) }
 		}
-		if !fastKernels || !binaryRowsF32(r, name, ad, a.Shape, b.Data.([]float32), b.Shape, out.Data.([]float32), shape) {
-			broadcastBinary(r, ad, a.Shape, b.Data.([]float32), b.Shape, out.Data.([]float32), shape, g)
-		}
+		broadcastBinary(r, ad, a.Shape, b.Data.([]float32), b.Shape, out.Data.([]float32), shape, g)
 	case []float64:
 		if op.f == nil {
 			return nil, fmt.Errorf("%s is not defined for %v", name, a.DType)
@@ -564,6 +577,9 @@ func buildCompare(n *ir.Node, _ *compiler) (kernel, error) {
 			return nil, err
 		}
 		o := out.Data.([]bool)
+		if compareFast(r, n.Op, a, b, out) {
+			return []*Tensor{out}, nil
+		}
 		switch {
 		case a.DType == ir.String && n.Op == "Equal":
 			broadcastBinary(r, a.Data.([]string), a.Shape, b.Data.([]string), b.Shape, o, shape, func(x, y string) bool { return x == y })
@@ -624,7 +640,11 @@ func buildLogic(n *ir.Node, _ *compiler) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		broadcastBinary(r, a.Data.([]bool), a.Shape, b.Data.([]bool), b.Shape, out.Data.([]bool), shape, f)
+		if fastKernels {
+			bcastLogic(r, n.Op, a.Data.([]bool), a.Shape, b.Data.([]bool), b.Shape, out.Data.([]bool), shape)
+		} else {
+			broadcastBinary(r, a.Data.([]bool), a.Shape, b.Data.([]bool), b.Shape, out.Data.([]bool), shape, f)
+		}
 		return []*Tensor{out}, nil
 	}, nil
 }
@@ -649,6 +669,16 @@ func buildWhere(n *ir.Node, _ *compiler) (kernel, error) {
 		shape, err := broadcastShapes(c.Shape, x.Shape, y.Shape)
 		if err != nil {
 			return nil, err
+		}
+		if fastKernels {
+			out, err := r.alloc(x.DType, shape)
+			if err != nil {
+				return nil, err
+			}
+			if err := whereFast(r, c, x, y, out); err != nil {
+				return nil, err
+			}
+			return []*Tensor{out}, nil
 		}
 		cond := c.Data.([]bool)
 		ic, ix, iy := broadcastIndex(c.Shape, shape), broadcastIndex(x.Shape, shape), broadcastIndex(y.Shape, shape)
@@ -704,6 +734,9 @@ func buildCast(n *ir.Node, _ *compiler) (kernel, error) {
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
 		if err := needInputs(in, 1); err != nil {
 			return nil, err
+		}
+		if out, err := castFast(r, in[0], to); out != nil || err != nil {
+			return []*Tensor{out}, err
 		}
 		out, err := castData(r, in[0], to, saturate, roundMode)
 		if err != nil {

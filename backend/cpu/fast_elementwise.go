@@ -1,89 +1,60 @@
 package cpu
 
-// binaryRowsF32 is the float32 fast path of Add, Sub, Mul and Div when
-// one operand has the output's shape and the other is a suffix of it (a
-// bias over the last axes, or a scalar): it walks the output in rows of
-// the small operand's size instead of building broadcast index arrays.
-// It declines (false) for other ops or shapes; the caller then runs
-// broadcastBinary, its reference.
-func binaryRowsF32(r *runState, name string, a []float32, as []int, b []float32, bs []int, out []float32, os []int) bool {
-	switch name {
-	case "Add", "Sub", "Mul", "Div":
-	default:
+import "github.com/tfc-compiler/tfc/ir"
+
+// arithFast is the fast path of Add, Sum, Sub, Mul and Div on float32
+// and float64, and of Add, Sum, Sub and Mul on int64 and int32 (which
+// wrap as the reference's int64 arithmetic narrowed on store does): the
+// broadcasting engine with the operator inlined. It declines (false)
+// for other ops and types, or with fastKernels off; the caller then
+// runs the reference.
+func arithFast(r *runState, name string, a, b, out *Tensor) bool {
+	op, ok := arithOps[name]
+	if !ok || !fastKernels || a.DType != b.DType {
 		return false
 	}
-	if len(out) == 0 {
-		return false
-	}
-	var inner int
-	bigA := sameShape(as, os)
-	switch {
-	case bigA && isSuffixShape(bs, os):
-		inner = len(b)
-	case sameShape(bs, os) && isSuffixShape(as, os):
-		inner = len(a)
-	default:
-		return false
-	}
-	if inner == 0 || len(out)%inner != 0 {
-		return false
-	}
-	if bigA && len(b) == len(out) && sameShape(as, bs) {
-		inner = len(out) // both full: one row
-	}
-	// Threads take whole rows when there are several, else split the row.
-	rows := len(out) / inner
-	step := inner
-	if rows == 1 {
-		step = max(1, min(inner, 1<<14))
-	}
-	r.parallelFor((len(out)+step-1)/step, func(lo, hi int) {
-		for o := lo * step; o < min(hi*step, len(out)); o += step {
-			end := min(o+step, len(out))
-			y := out[o:end]
-			var x, s []float32 // x: the full operand's row, s: the small one's
-			bo := o % inner
-			if bigA {
-				x, s = a[o:end], b[bo:bo+len(y)]
-			} else {
-				x, s = b[o:end], a[bo:bo+len(y)]
-			}
-			applyRowF32(name, y, x, s, bigA)
+	switch a.DType {
+	case ir.Float:
+		bcastArith(r, op, f32(a), a.Shape, f32(b), b.Shape, f32(out), out.Shape)
+	case ir.Double:
+		bcastArith(r, op, a.Data.([]float64), a.Shape, b.Data.([]float64), b.Shape, out.Data.([]float64), out.Shape)
+	case ir.Int64:
+		if op == opDiv {
+			return false // the reference reports division by zero
 		}
-	})
+		bcastArith(r, op, a.Data.([]int64), a.Shape, b.Data.([]int64), b.Shape, out.Data.([]int64), out.Shape)
+	case ir.Int32:
+		if op == opDiv {
+			return false
+		}
+		bcastArith(r, op, a.Data.([]int32), a.Shape, b.Data.([]int32), b.Shape, out.Data.([]int32), out.Shape)
+	default:
+		return false
+	}
 	return true
 }
 
-// applyRowF32 sets y = x op s when the full operand x is the left one
-// (xLeft), else y = s op x.
-func applyRowF32(name string, y, x, s []float32, xLeft bool) {
-	x, s = x[:len(y)], s[:len(y)]
-	switch {
-	case name == "Add":
-		for j := range y {
-			y[j] = x[j] + s[j]
-		}
-	case name == "Mul":
-		for j := range y {
-			y[j] = x[j] * s[j]
-		}
-	case name == "Sub" && xLeft:
-		for j := range y {
-			y[j] = x[j] - s[j]
-		}
-	case name == "Sub":
-		for j := range y {
-			y[j] = s[j] - x[j]
-		}
-	case name == "Div" && xLeft:
-		for j := range y {
-			y[j] = x[j] / s[j]
-		}
-	default: // Div, small operand on the left
-		for j := range y {
-			y[j] = s[j] / x[j]
-		}
+// compareFast is the fast path of the comparisons on float32, float64,
+// int64 and int32 operands of one type. It declines (false) otherwise.
+func compareFast(r *runState, name string, a, b, out *Tensor) bool {
+	op, ok := compareOpsFast[name]
+	if !ok || !fastKernels || a.DType != b.DType {
+		return false
 	}
+	o := out.Data.([]bool)
+	switch a.DType {
+	case ir.Float:
+		bcastCompare(r, op, f32(a), a.Shape, f32(b), b.Shape, o, out.Shape)
+	case ir.Double:
+		bcastCompare(r, op, a.Data.([]float64), a.Shape, b.Data.([]float64), b.Shape, o, out.Shape)
+	case ir.Int64:
+		bcastCompare(r, op, a.Data.([]int64), a.Shape, b.Data.([]int64), b.Shape, o, out.Shape)
+	case ir.Int32:
+		bcastCompare(r, op, a.Data.([]int32), a.Shape, b.Data.([]int32), b.Shape, o, out.Shape)
+	default:
+		return false
+	}
+	return true
 }
 
 // isSuffixShape reports whether small (leading 1s ignored) equals the
@@ -94,4 +65,126 @@ func isSuffixShape(small, full []int) bool {
 		return false
 	}
 	return sameShape(small, full[len(full)-len(small):])
+}
+
+// castFast is Cast among float32, float64, int32, int64 and bool without
+// the reference's float64 or int64 staging arrays (castData). It
+// converts as castData does: integers to floats through float64 (so an
+// int64 rounds to float32 twice, as there), floats to integers by
+// truncation through int64 (NaN and out-of-range values become what
+// int64 conversion gives on the machine, then narrow), anything to bool
+// as != 0, bool to numbers as 1 and 0. It declines (nil) for other
+// types, for equal types (castData copies), or with fastKernels off.
+func castFast(r *runState, src *Tensor, dt ir.DataType) (*Tensor, error) {
+	if !fastKernels || src.DType == dt || !castFastTypes.has(src.DType) || !castFastTypes.has(dt) {
+		return nil, nil
+	}
+	out, err := r.alloc(dt, src.Shape)
+	if err != nil {
+		return nil, err
+	}
+	n := src.NumElements()
+	if n == 0 {
+		return out, nil
+	}
+	step := n // one block, or 8 for the threads to share
+	if n >= bcastParallelMin {
+		step = (n + 7) / 8
+	}
+	r.parallelFor((n+step-1)/step, func(lo, hi int) {
+		a, b := lo*step, min(hi*step, n)
+		switch s := src.Data.(type) {
+		case []float32:
+			castFromNumber(out, s[a:b], a)
+		case []float64:
+			castFromNumber(out, s[a:b], a)
+		case []int32:
+			castFromNumber(out, s[a:b], a)
+		case []int64:
+			castFromNumber(out, s[a:b], a)
+		case []bool:
+			castFromBool(out, s[a:b], a)
+		}
+	})
+	return out, nil
+}
+
+var castFastTypes = typesOf(ir.Float, ir.Double, ir.Int32, ir.Int64, ir.Bool)
+
+// castFromNumber converts src into out's elements [at, at+len(src)).
+func castFromNumber[S float32 | float64 | int32 | int64](out *Tensor, src []S, at int) {
+	isFloat := false
+	switch any(src).(type) {
+	case []float32, []float64:
+		isFloat = true
+	}
+	switch d := out.Data.(type) {
+	case []float32:
+		d = d[at : at+len(src)]
+		for i, v := range src {
+			d[i] = float32(float64(v))
+		}
+	case []float64:
+		d = d[at : at+len(src)]
+		for i, v := range src {
+			d[i] = float64(v)
+		}
+	case []int32:
+		d = d[at : at+len(src)]
+		if isFloat {
+			for i, v := range src {
+				d[i] = int32(int64(float64(v)))
+			}
+		} else {
+			for i, v := range src {
+				d[i] = int32(int64(v))
+			}
+		}
+	case []int64:
+		d = d[at : at+len(src)]
+		if isFloat {
+			for i, v := range src {
+				d[i] = int64(float64(v))
+			}
+		} else {
+			for i, v := range src {
+				d[i] = int64(v)
+			}
+		}
+	case []bool:
+		d = d[at : at+len(src)]
+		for i, v := range src {
+			d[i] = v != 0
+		}
+	}
+}
+
+// castFromBool converts bools to 1 and 0 into out's elements
+// [at, at+len(src)).
+func castFromBool(out *Tensor, src []bool, at int) {
+	switch d := out.Data.(type) {
+	case []float32:
+		for i, v := range src {
+			d[at+i] = float32(boolOne(v))
+		}
+	case []float64:
+		for i, v := range src {
+			d[at+i] = float64(boolOne(v))
+		}
+	case []int32:
+		for i, v := range src {
+			d[at+i] = int32(boolOne(v))
+		}
+	case []int64:
+		for i, v := range src {
+			d[at+i] = int64(boolOne(v))
+		}
+	}
+}
+
+func boolOne(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }

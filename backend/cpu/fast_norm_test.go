@@ -146,9 +146,10 @@ func TestBiasGeluFastMatchesReference(t *testing.T) {
 	}
 }
 
-// TestBinaryRowsMatchesReference: the row-wise float32 Add/Sub/Mul/Div
-// against broadcastBinary, with the small operand on either side.
-func TestBinaryRowsMatchesReference(t *testing.T) {
+// TestBroadcastArithMatchesReference: float32 Add/Sub/Mul/Div with a
+// row-broadcast operand on either side (the fast broadcast engine of
+// fast_bcast.go) against broadcastBinary.
+func TestBroadcastArithMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(67, 68))
 	for _, op := range []string{"Add", "Sub", "Mul", "Div"} {
 		for _, c := range [][2][]int{

@@ -10,25 +10,27 @@ import (
 
 // reducer defines a Reduce* op: the accumulator's start, how an element
 // is folded in, and how the accumulator becomes the result (n is the
-// number of reduced elements).
+// number of reduced elements). kind names the fold for the fast path
+// (reduceFast), which inlines it; reduceOther has none.
 type reducer struct {
 	init   float64
 	fold   func(acc, x float64) float64
 	finish func(acc float64, n int) float64
+	kind   reduceKind
 }
 
 var reducers = map[string]reducer{
-	"ReduceSum":       {0, func(a, x float64) float64 { return a + x }, nil},
-	"ReduceMean":      {0, func(a, x float64) float64 { return a + x }, func(a float64, n int) float64 { return a / float64(n) }},
-	"ReduceMax":       {math.Inf(-1), fmax, nil},
-	"ReduceMin":       {math.Inf(1), fmin, nil},
-	"ReduceProd":      {1, func(a, x float64) float64 { return a * x }, nil},
-	"ReduceL1":        {0, func(a, x float64) float64 { return a + math.Abs(x) }, nil},
-	"ReduceL2":        {0, func(a, x float64) float64 { return a + x*x }, func(a float64, _ int) float64 { return math.Sqrt(a) }},
-	"ReduceSumSquare": {0, func(a, x float64) float64 { return a + x*x }, nil},
-	"ReduceLogSum":    {0, func(a, x float64) float64 { return a + x }, func(a float64, _ int) float64 { return math.Log(a) }},
+	"ReduceSum":       {0, func(a, x float64) float64 { return a + x }, nil, reduceAdd},
+	"ReduceMean":      {0, func(a, x float64) float64 { return a + x }, func(a float64, n int) float64 { return a / float64(n) }, reduceAdd},
+	"ReduceMax":       {math.Inf(-1), fmax, nil, reduceMax},
+	"ReduceMin":       {math.Inf(1), fmin, nil, reduceMin},
+	"ReduceProd":      {1, func(a, x float64) float64 { return a * x }, nil, reduceMul},
+	"ReduceL1":        {0, func(a, x float64) float64 { return a + math.Abs(x) }, nil, reduceAddAbs},
+	"ReduceL2":        {0, func(a, x float64) float64 { return a + x*x }, func(a float64, _ int) float64 { return math.Sqrt(a) }, reduceAddSquare},
+	"ReduceSumSquare": {0, func(a, x float64) float64 { return a + x*x }, nil, reduceAddSquare},
+	"ReduceLogSum":    {0, func(a, x float64) float64 { return a + x }, func(a float64, _ int) float64 { return math.Log(a) }, reduceAdd},
 	// LogSumExp folds exp directly: float64 has the range float32 inputs need.
-	"ReduceLogSumExp": {0, func(a, x float64) float64 { return a + math.Exp(x) }, func(a float64, _ int) float64 { return math.Log(a) }},
+	"ReduceLogSumExp": {0, func(a, x float64) float64 { return a + math.Exp(x) }, func(a float64, _ int) float64 { return math.Log(a) }, reduceAddExp},
 }
 
 func buildReduce(n *ir.Node, _ *compiler) (kernel, error) {
@@ -76,8 +78,19 @@ func buildReduce(n *ir.Node, _ *compiler) (kernel, error) {
 	}, nil
 }
 
-// reduceAxes is the reference reduction over the marked axes, in float64.
+// reduceAxes reduces x over the marked axes, accumulating in float64:
+// reduceFast for float32 and float64 data, or with fastKernels off (and
+// for other types) its reference reduceAxesRef.
 func reduceAxes(r *runState, x *Tensor, reduce []bool, keep bool, red reducer) (*Tensor, error) {
+	if fastKernels && red.kind != reduceOther && (x.DType == ir.Float || x.DType == ir.Double) {
+		return reduceFast(r, x, reduce, keep, red)
+	}
+	return reduceAxesRef(r, x, reduce, keep, red)
+}
+
+// reduceAxesRef is the reference reduction over the marked axes, in
+// float64: each output folds its elements in row-major order.
+func reduceAxesRef(r *runState, x *Tensor, reduce []bool, keep bool, red reducer) (*Tensor, error) {
 	vals, ok := x.Float64s()
 	if !ok {
 		return nil, fmt.Errorf("input must be numeric, is %v", x.DType)
