@@ -17,7 +17,7 @@ func unaryFloat(f func(x float64) float64) kernel {
 			return nil, err
 		}
 		x := in[0]
-		out, err := r.alloc(x.DType, x.Shape)
+		out, err := r.allocOverwrite(x.DType, x.Shape)
 		if err != nil {
 			return nil, err
 		}
@@ -314,7 +314,7 @@ func arith2(r *runState, op binaryArith, name string, a, b *Tensor) ([]*Tensor, 
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.alloc(a.DType, shape)
+	out, err := r.allocOverwrite(a.DType, shape) // every path writes every element
 	if err != nil {
 		return nil, err
 	}
@@ -572,7 +572,7 @@ func buildCompare(n *ir.Node, _ *compiler) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		out, err := r.alloc(ir.Bool, shape)
+		out, err := r.allocOverwrite(ir.Bool, shape)
 		if err != nil {
 			return nil, err
 		}
@@ -636,7 +636,7 @@ func buildLogic(n *ir.Node, _ *compiler) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		out, err := r.alloc(ir.Bool, shape)
+		out, err := r.allocOverwrite(ir.Bool, shape)
 		if err != nil {
 			return nil, err
 		}
@@ -671,7 +671,7 @@ func buildWhere(n *ir.Node, _ *compiler) (kernel, error) {
 			return nil, err
 		}
 		if fastKernels {
-			out, err := r.alloc(x.DType, shape)
+			out, err := r.allocOverwrite(x.DType, shape)
 			if err != nil {
 				return nil, err
 			}

@@ -3,6 +3,7 @@ package cpu
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"slices"
@@ -315,6 +316,60 @@ type poolKey struct {
 // step being run when the allocation fits one, else a released buffer of
 // the same element type and length, else a fresh one.
 func (r *runState) alloc(dt ir.DataType, shape []int) (*Tensor, error) {
+	return r.allocate(dt, shape, true)
+}
+
+// allocOverwrite is alloc for kernels that write every element of the
+// result before anything reads it (GEMM with beta 0 and k > 0,
+// elementwise maps, row norms): a reused buffer is not cleared, which
+// saves a pass over memory per op. Fresh memory is zero either way.
+func (r *runState) allocOverwrite(dt ir.DataType, shape []int) (*Tensor, error) {
+	return r.allocate(dt, shape, false)
+}
+
+// poisonOverwrite makes allocOverwrite fill its buffers with garbage
+// (NaN, all-ones integers, true) instead of leaving old contents, so that
+// tests catch a kernel that claims to overwrite everything but does not.
+var poisonOverwrite = false
+
+func (r *runState) allocate(dt ir.DataType, shape []int, zero bool) (*Tensor, error) {
+	t, err := r.allocateRaw(dt, shape, zero)
+	if err == nil && !zero && poisonOverwrite {
+		poisonData(t.Data)
+	}
+	return t, err
+}
+
+func poisonData(d any) {
+	switch d := d.(type) {
+	case []float32:
+		for i := range d {
+			d[i] = float32(math.NaN())
+		}
+	case []float64:
+		for i := range d {
+			d[i] = math.NaN()
+		}
+	case []int32:
+		for i := range d {
+			d[i] = -1
+		}
+	case []int64:
+		for i := range d {
+			d[i] = -1
+		}
+	case []bool:
+		for i := range d {
+			d[i] = true
+		}
+	case []uint8:
+		for i := range d {
+			d[i] = 0xff
+		}
+	}
+}
+
+func (r *runState) allocateRaw(dt ir.DataType, shape []int, zero bool) (*Tensor, error) {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
@@ -326,20 +381,22 @@ func (r *runState) alloc(dt ir.DataType, shape []int) (*Tensor, error) {
 		n *= d
 	}
 	if len(r.pending) > 0 && n > 0 {
-		if t := r.allocPlanned(dt, shape, n); t != nil {
+		if t := r.allocPlanned(dt, shape, n, zero); t != nil {
 			return t, nil
 		}
 	}
-	return r.allocDynamic(dt, shape, n)
+	return r.allocDynamic(dt, shape, n, zero)
 }
 
 // allocDynamic serves an allocation of n elements from the dynamic pool.
-func (r *runState) allocDynamic(dt ir.DataType, shape []int, n int) (*Tensor, error) {
+func (r *runState) allocDynamic(dt ir.DataType, shape []int, n int, zero bool) (*Tensor, error) {
 	key := poolKey{dt, n}
 	if free := r.pool[key]; len(free) > 0 {
 		data := free[len(free)-1]
 		r.pool[key] = free[:len(free)-1]
-		clearData(data)
+		if zero {
+			clearData(data)
+		}
 		t := &Tensor{DType: dt, Shape: slices.Clone(shape), Data: data}
 		r.stats.ReusedBuffers++
 		r.live += r.owned[dataPtr(t)]
@@ -364,6 +421,15 @@ func (r *runState) allocDynamic(dt ir.DataType, shape []int, n int) (*Tensor, er
 // mustAlloc is alloc for kernels whose shapes were already validated.
 func (r *runState) mustAlloc(dt ir.DataType, shape []int) *Tensor {
 	t, err := r.alloc(dt, shape)
+	if err != nil {
+		panic(err) // recovered at the node boundary and reported with the node
+	}
+	return t
+}
+
+// mustAllocOverwrite is allocOverwrite for validated shapes.
+func (r *runState) mustAllocOverwrite(dt ir.DataType, shape []int) *Tensor {
+	t, err := r.allocOverwrite(dt, shape)
 	if err != nil {
 		panic(err) // recovered at the node boundary and reported with the node
 	}

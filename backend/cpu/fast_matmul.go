@@ -65,7 +65,13 @@ func matmulFastF32(r *runState, a, b *Tensor, packed *gemm.PackedB) (*Tensor, er
 	if err != nil {
 		return nil, err
 	}
-	out, err := r.alloc(ir.Float, shape)
+	// With k > 0 every product overwrites its C (beta = 0), so a reused
+	// buffer need not be cleared; an empty sum (k = 0) relies on zeros.
+	allocate := r.alloc
+	if k > 0 {
+		allocate = r.allocOverwrite
+	}
+	out, err := allocate(ir.Float, shape)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +153,13 @@ func gemmFastF32(r *runState, a, b, c *Tensor, alpha, beta float32, transA, tran
 	if k != kb {
 		return nil, fmt.Errorf("inner dimensions differ: A %v (transA=%v), B %v (transB=%v)", a.Shape, transA, b.Shape, transB)
 	}
-	out, err := r.alloc(ir.Float, []int{m, n})
+	// C (beta != 0) or a non-empty product writes every element; only
+	// alpha = 0 or k = 0 without C relies on zeros.
+	allocate := r.alloc
+	if (c != nil && beta != 0) || (alpha != 0 && k > 0) {
+		allocate = r.allocOverwrite
+	}
+	out, err := allocate(ir.Float, []int{m, n})
 	if err != nil {
 		return nil, err
 	}

@@ -57,12 +57,13 @@ func skipLayerNormF32(r *runState, in []*Tensor, eps float64, rms, wantSum bool,
 			return nil, false
 		}
 	}
-	y := r.mustAlloc(ir.Float, x.Shape)
+	// Every row is written (sum, then normalised values): no zeroing.
+	y := r.mustAllocOverwrite(ir.Float, x.Shape)
 	yd := f32(y)
 	var sumOut []float32
 	outs := []*Tensor{y}
 	if wantSum {
-		s := r.mustAlloc(ir.Float, x.Shape)
+		s := r.mustAllocOverwrite(ir.Float, x.Shape)
 		sumOut = f32(s)
 		outs = append(outs, s)
 	}
@@ -125,7 +126,7 @@ func biasGeluF32(r *runState, x, bias *Tensor, tanhForm bool) (*Tensor, bool) {
 		}
 		bd = bd[:cols] // vmath wants equal lengths
 	}
-	y := r.mustAlloc(ir.Float, x.Shape)
+	y := r.mustAllocOverwrite(ir.Float, x.Shape) // every row is written
 	yd := f32(y)
 	if cols == 0 {
 		return y, true

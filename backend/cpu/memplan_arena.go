@@ -159,7 +159,7 @@ func (r *runState) beginStep(i int) {
 // allocPlanned hands out the slot of the first planned output of the
 // current step that the allocation fits (same element type, and the
 // expected element count or else the declared shape), or returns nil.
-func (r *runState) allocPlanned(dt ir.DataType, shape []int, n int) *Tensor {
+func (r *runState) allocPlanned(dt ir.DataType, shape []int, n int, zero bool) *Tensor {
 	for i := range r.pending {
 		p := &r.pending[i]
 		if p.handed || (p.dt != ir.Undefined && p.dt != dt) || storageBytes(dt) == 0 || !r.fits(p, shape, n) {
@@ -168,7 +168,9 @@ func (r *runState) allocPlanned(dt ir.DataType, shape []int, n int) *Tensor {
 		bytes := int64(n) * storageBytes(dt)
 		sb := &r.arena.slots[p.slot]
 		sb.ensure(bytes)
-		clear(unsafe.Slice((*byte)(sb.base), bytes)) // kernels rely on zeroed outputs
+		if zero {
+			clear(unsafe.Slice((*byte)(sb.base), bytes)) // kernels rely on zeroed outputs
+		}
 		data := typedSlice(dt, sb.base, n)
 		if data == nil {
 			return nil
@@ -243,7 +245,7 @@ func (r *runState) bind(b dimBinding, t *Tensor) {
 
 // copyFresh copies a tensor into a buffer of the dynamic pool.
 func (r *runState) copyFresh(t *Tensor) *Tensor {
-	c, err := r.allocDynamic(t.DType, t.Shape, t.NumElements())
+	c, err := r.allocDynamic(t.DType, t.Shape, t.NumElements(), false) // the copy writes every element
 	if err != nil || dataLen(t) < t.NumElements() {
 		return t.Clone()
 	}
