@@ -12,14 +12,20 @@ import (
 const attentionScoreBlock = 1 << 14
 
 // attentionBlocked is the tfc.Attention kernel the executor runs. Work
-// items are (batch, head, block of query rows), spread over the run's
-// threads; for each item
+// items are (batch, head) pairs, or (batch, head, block of query rows)
+// when there are too few pairs to keep the threads busy, claimed
+// dynamically by the run's threads; for each block of query rows
 //
 //	S = scale * Q_blk K^T            (gemm, float32)
-//	S = maskedScore(S) row by row    (keep mask, bias, causal/sliding)
-//	P = softmax(S) row by row        (expF32; a row of only -inf gives 0)
+//	S = masked(S) row by row         (keep mask and bias; rows prepared once per call when they do not vary by head; then the causal/sliding frontier)
+//	P = softmax(S) row by row        (softmaxRowF32; a row of only -inf gives 0)
 //	Y_blk = P V                      (gemm)
 //
+// over only the keys some row of the block can see (under a causal or
+// sliding mask the others get weight 0: about half the work of causal
+// self-attention is skipped). K is transposed per item so the score GEMM
+// packs it with contiguous copies, and a non-causal item of several
+// blocks packs Kᵀ and V for the GEMMs once.
 // Its reference is attentionReference; attentionOnline is the earlier
 // one-pass kernel, kept with its tests. It returns gemm's argument errors,
 // which cannot happen for a problem newAttentionProblem accepted.
@@ -30,36 +36,98 @@ func attentionBlocked(r *runState, par tfcAttentionParams, p *attentionProblem, 
 	group := p.Hq / p.Hkv
 	rows := max(1, min(p.Sq, attentionScoreBlock/max(1, p.Skv)))
 	blocks := (p.Sq + rows - 1) / rows
-	items := p.B * p.Hq * blocks
+	threads := threadsOf(r)
+	itemBlocks := 1 // query blocks per work item
+	if p.B*p.Hq >= 2*threads {
+		itemBlocks = blocks
+	}
+	groups := (blocks + itemBlocks - 1) / itemBlocks
+	items := p.B * p.Hq * groups
+	masks := p.prepareDenseMasks(r, par)
 	errs := make([]error, items)
-	ldq, ldk, ldv, ldy, lds := max(1, p.D), max(1, p.D), max(1, p.Dv), max(1, p.Dv), max(1, p.Skv)
-	r.parallelFor(items, func(lo, hi int) {
+	ldq, ldv, ldy, ldkt := max(1, p.D), max(1, p.Dv), max(1, p.Dv), max(1, p.Skv)
+	runDynamic(threads, items, func() func(int) {
 		scores := make([]float32, rows*p.Skv)
-		for it := lo; it < hi; it++ {
-			bh, blk := it/blocks, it%blocks
+		var kt []float32
+		var row keyMaskRow
+		return func(it int) {
+			bh, g := it/groups, it%groups
 			b, h := bh/p.Hq, bh%p.Hq
 			kvh := h / group
-			i0 := blk * rows
-			nr := min(rows, p.Sq-i0)
-			q := p.q[((b*p.Hq+h)*p.Sq+i0)*p.D:]
-			k := p.k[(b*p.Hkv+kvh)*p.Skv*p.D:]
-			v := p.v[(b*p.Hkv+kvh)*p.Skv*p.Dv:]
-			out := y[((b*p.Hq+h)*p.Sq+i0)*p.Dv:]
+			blk0, blk1 := g*itemBlocks, min(blocks, (g+1)*itemBlocks)
 			if p.Skv == 0 {
-				clear(out[:nr*p.Dv])
-				continue
+				i0, i1 := blk0*rows, min(p.Sq, blk1*rows)
+				clear(y[((b*p.Hq+h)*p.Sq+i0)*p.Dv : ((b*p.Hq+h)*p.Sq+i1)*p.Dv])
+				return
 			}
-			s := scores[:nr*p.Skv]
-			if err := gemm.Sgemm(false, true, nr, p.Skv, p.D, par.scale, q, ldq, k, ldk, 0, s, lds); err != nil {
-				errs[it] = err
-				continue
+			// Kᵀ (D x Skv), so the score GEMM packs it with contiguous copies.
+			if cap(kt) < p.D*p.Skv {
+				kt = make([]float32, p.D*p.Skv)
 			}
-			for i := 0; i < nr; i++ {
-				row := s[i*p.Skv : (i+1)*p.Skv]
-				p.maskRow(par, row, b, h, i0+i)
-				softmaxRowF32(row)
+			kt = kt[:p.D*p.Skv]
+			transposeInto(kt, p.Skv, p.k[(b*p.Hkv+kvh)*p.Skv*p.D:], p.Skv, p.D, max(1, p.D))
+			v := p.v[(b*p.Hkv+kvh)*p.Skv*p.Dv:]
+			var kPacked, vPacked *gemm.PackedB
+			if blk1-blk0 > 1 && !par.causal {
+				var err error
+				if kPacked, err = gemm.PackB(false, p.D, p.Skv, kt, ldkt); err == nil {
+					vPacked, err = gemm.PackB(false, p.Skv, p.Dv, v, ldv)
+				}
+				if err != nil {
+					errs[it] = err
+					return
+				}
 			}
-			errs[it] = gemm.Sgemm(false, false, nr, p.Dv, p.Skv, 1, s, lds, v, ldv, 0, out, ldy)
+			for blk := blk0; blk < blk1; blk++ {
+				i0 := blk * rows
+				nr := min(rows, p.Sq-i0)
+				q := p.q[((b*p.Hq+h)*p.Sq+i0)*p.D:]
+				out := y[((b*p.Hq+h)*p.Sq+i0)*p.Dv:]
+				// Keys j0..j1-1 are the ones some row of the block may
+				// see; the others are past every row's causal frontier
+				// or before every row's window and get weight 0.
+				j0, j1 := p.causalKeyRange(par, i0, nr)
+				n := j1 - j0
+				if n <= 0 {
+					clear(out[:nr*p.Dv]) // no row sees a key
+					continue
+				}
+				s := scores[:nr*n]
+				var err error
+				if kPacked != nil {
+					err = gemm.SgemmPacked(false, nr, par.scale, q, ldq, kPacked, 0, s, n)
+				} else {
+					err = gemm.Sgemm(false, false, nr, n, p.D, par.scale, q, ldq, kt[min(j0, len(kt)):], ldkt, 0, s, n)
+				}
+				if err != nil {
+					errs[it] = err
+					return
+				}
+				for i := 0; i < nr; i++ {
+					sr := s[i*n : (i+1)*n]
+					switch {
+					case masks.none:
+					case masks.rows != nil:
+						masks.rows[masks.index(b, i0+i)].apply(sr, j0)
+					default:
+						p.readKeyRow(par, b, h, i0+i, nil, 0, p.Skv, &row)
+						row.apply(sr, j0)
+					}
+					if par.causal {
+						p.applyFrontier(par, sr, i0+i, j0)
+					}
+					softmaxRowF32(sr)
+				}
+				if vPacked != nil {
+					err = gemm.SgemmPacked(false, nr, 1, s, n, vPacked, 0, out, ldy)
+				} else {
+					err = gemm.Sgemm(false, false, nr, p.Dv, n, 1, s, n, v[j0*p.Dv:], ldv, 0, out, ldy)
+				}
+				if err != nil {
+					errs[it] = err
+					return
+				}
+			}
 		}
 	})
 	for _, err := range errs {
@@ -70,43 +138,34 @@ func attentionBlocked(r *runState, par tfcAttentionParams, p *attentionProblem, 
 	return nil
 }
 
-// maskRow applies maskedScore to the scaled scores of query i against
-// every key: keep mask (fill), then bias, then the causal/sliding
-// frontier, which wins over both as it does in maskedScore.
-func (p *attentionProblem) maskRow(par tfcAttentionParams, row []float32, b, h, i int) {
-	if p.keep != nil {
-		st := p.keepStrides
-		keep := p.keep[b*st[0]+h*st[1]+i*st[2]:]
-		for j := range row {
-			if !keep[j*st[3]] {
-				row[j] = par.maskFill
-			}
-		}
+// causalKeyRange returns the keys [j0, j1) that query rows i0..i0+nr-1
+// may see: all of them without a causal mask; else up to the last row's
+// frontier and, under a sliding window, from the first row's window start
+// (the frontier is aligned bottom-right as in maskedScore).
+func (p *attentionProblem) causalKeyRange(par tfcAttentionParams, i0, nr int) (int, int) {
+	if !par.causal {
+		return 0, p.Skv
 	}
-	if p.bias != nil {
-		st := p.biasStrides
-		bias := p.bias[b*st[0]+h*st[1]+i*st[2]:]
-		if st[3] == 1 {
-			bias = bias[:len(row)]
-			for j := range row {
-				row[j] += bias[j]
-			}
-		} else {
-			for j := range row {
-				row[j] += bias[j*st[3]]
-			}
-		}
+	shift := p.Skv - p.Sq
+	j0, j1 := 0, min(p.Skv, i0+nr-1+shift+1)
+	if par.window > 0 {
+		j0 = max(0, i0+shift-par.window+1)
 	}
-	if par.causal {
-		pos := i + p.Skv - p.Sq
-		inf := float32(math.Inf(-1))
-		for j := max(0, pos+1); j < len(row); j++ {
+	return j0, j1
+}
+
+// applyFrontier sets the scores of query i past the causal frontier (and
+// before the sliding window) to -inf; row holds keys first,
+// first+1, ...; the frontier is aligned bottom-right as in maskedScore.
+func (p *attentionProblem) applyFrontier(par tfcAttentionParams, row []float32, i, first int) {
+	pos := i + p.Skv - p.Sq - first // the frontier, as an index into row
+	inf := float32(math.Inf(-1))
+	for j := max(0, pos+1); j < len(row); j++ {
+		row[j] = inf
+	}
+	if par.window > 0 {
+		for j := 0; j <= min(pos-par.window, len(row)-1); j++ {
 			row[j] = inf
-		}
-		if par.window > 0 {
-			for j := 0; j <= min(pos-par.window, len(row)-1); j++ {
-				row[j] = inf
-			}
 		}
 	}
 }

@@ -1,66 +1,127 @@
 package cpu
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/tfc-compiler/tfc/backend/cpu/gemm"
 )
 
 // packedAttentionBlocked is the fast path of tfc.PackedAttention for
-// float32: per (sequence, query head, block of query rows), the scores
-// scale·Q·Kᵀ over the sequence's valid tokens are one strided GEMM (the
-// packed [T, H, D] rows of one head are a matrix with leading dimension
-// H·D), the masks are applied as packedAttentionOnline applies them, a
-// float32 softmax follows, and P·V is a second GEMM written straight into
-// the packed output. Padded tokens cost nothing, as in the online kernel;
-// the score block is bounded by attentionScoreBlock elements per worker.
-// Its reference is packedAttentionReference (through the online kernel's
-// tests, which run both).
-func packedAttentionBlocked(r *runState, par tfcAttentionParams, p *packedAttentionProblem, y []float32) error {
+// float32. Work items are (sequence, query head) pairs, claimed
+// dynamically, longest sequence first (an item costs ∝ L²). Per item and
+// block of query rows, the scores scale·Q·Kᵀ over the sequence's packed
+// tokens are one GEMM (the packed [T, H, D] rows of one head are a matrix
+// with leading dimension H·D; K is transposed first), the masks prepared
+// by prepareMasks are applied row by row (not at all for the usual
+// key-padding mask, which keeps every packed key), a float32 softmax
+// follows, and P·V is a second GEMM written straight into the packed
+// output. Padded tokens cost nothing, as in the online kernel; the score
+// block is bounded by attentionScoreBlock elements per worker, and when a
+// head needs several blocks its Kᵀ and V are packed for the GEMM once, not
+// once per block. Its reference is packedAttentionReference.
+func packedAttentionBlocked(r *runState, par tfcAttentionParams, p *packedAttentionProblem, masks *packedMasks, y []float32) error {
+	if p.Dv == 0 {
+		return nil
+	}
 	group := p.Hq / p.Hkv
 	S := p.lay.S
 	ldq, ldk, ldv, ldy := p.Hq*p.D, p.Hkv*p.D, p.Hkv*p.Dv, p.Hq*p.Dv
-	errs := make([]error, p.B*p.Hq)
-	r.parallelFor(p.B*p.Hq, func(lo, hi int) {
-		var scores []float32
-		for bh := lo; bh < hi; bh++ {
-			b, h := bh/p.Hq, bh%p.Hq
+	seqLen := func(b int) int { return int(p.lay.offsets[b+1] - p.lay.offsets[b]) }
+	// Sequences longest first; empty ones have no work.
+	order := make([]int, 0, p.B)
+	for b := 0; b < p.B; b++ {
+		if seqLen(b) > 0 {
+			order = append(order, b)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(seqLen(b), seqLen(a)) })
+	items := len(order) * p.Hq
+	errs := make([]error, items)
+	runDynamic(threadsOf(r), items, func() func(int) {
+		var scores, kt []float32
+		var keyBuf []int32
+		var row keyMaskRow
+		return func(it int) {
+			b, h := order[it/p.Hq], it%p.Hq
 			kvh := h / group
 			o0, o1 := int(p.lay.offsets[b]), int(p.lay.offsets[b+1])
 			L := o1 - o0
-			if L == 0 || p.Dv == 0 {
-				continue
-			}
 			rows := max(1, min(L, attentionScoreBlock/L))
 			if cap(scores) < rows*L {
 				scores = make([]float32, rows*L)
 			}
-			k := p.k[(o0*p.Hkv+kvh)*p.D:]
+			perHeadMask := !masks.none && masks.rows == nil
+			var seqKeys []int32
+			first := 0
+			if perHeadMask {
+				if seqKeys, first = p.keyPositions(b, keyBuf); seqKeys != nil {
+					keyBuf = seqKeys
+				}
+			}
+			// Kᵀ (D x L) in the worker's buffer: the GEMM then packs it
+			// with contiguous copies; its strided gather of K took 12%
+			// of this kernel's time on MiniLM shapes, the transpose and
+			// the copies take about 5%.
+			if cap(kt) < p.D*L {
+				kt = make([]float32, p.D*L)
+			}
+			kt = kt[:p.D*L]
+			transposeInto(kt, L, p.k[(o0*p.Hkv+kvh)*p.D:], L, p.D, ldk)
 			v := p.v[(o0*p.Hkv+kvh)*p.Dv:]
+			var kPacked, vPacked *gemm.PackedB
+			if rows < L {
+				var err error
+				if p.D > 0 {
+					kPacked, err = gemm.PackB(false, p.D, L, kt, L)
+				}
+				if err == nil {
+					vPacked, err = gemm.PackB(false, L, p.Dv, v, ldv)
+				}
+				if err != nil {
+					errs[it] = err
+					return
+				}
+			}
 			for r0 := 0; r0 < L; r0 += rows {
 				nr := min(rows, L-r0)
 				s := scores[:nr*L]
 				t0 := o0 + r0
 				q := p.q[(t0*p.Hq+h)*p.D:]
-				if p.D == 0 {
+				var err error
+				switch {
+				case p.D == 0:
 					clear(s)
-				} else if err := gemm.Sgemm(false, true, nr, L, p.D, par.scale, q, ldq, k, ldk, 0, s, L); err != nil {
-					errs[bh] = err
-					break
+				case kPacked != nil:
+					err = gemm.SgemmPacked(false, nr, par.scale, q, ldq, kPacked, 0, s, L)
+				default:
+					err = gemm.Sgemm(false, false, nr, L, p.D, par.scale, q, ldq, kt, L, 0, s, L)
+				}
+				if err != nil {
+					errs[it] = err
+					return
 				}
 				for ii := 0; ii < nr; ii++ {
-					row := s[ii*L : (ii+1)*L]
-					if p.bias != nil || p.keep != nil {
-						i := int(p.lay.index[t0+ii]) - b*S
-						for u := range row {
-							j := int(p.lay.index[o0+u]) - b*S
-							row[u] = p.maskedScore(par, row[u], b, h, i, j)
-						}
+					sr := s[ii*L : ii*L+L]
+					switch {
+					case masks.none:
+					case perHeadMask:
+						p.readKeyRow(par, b, h, int(p.lay.index[t0+ii])-b*S, seqKeys, first, L, &row)
+						row.apply(sr, 0)
+					default:
+						masks.rows[t0+ii].apply(sr, 0)
 					}
-					softmaxRowF32(row)
+					softmaxRowF32(sr)
 				}
 				out := y[(t0*p.Hq+h)*p.Dv:]
-				if err := gemm.Sgemm(false, false, nr, p.Dv, L, 1, s, L, v, ldv, 0, out, ldy); err != nil {
-					errs[bh] = err
-					break
+				if vPacked != nil {
+					err = gemm.SgemmPacked(false, nr, 1, s, L, vPacked, 0, out, ldy)
+				} else {
+					err = gemm.Sgemm(false, false, nr, p.Dv, L, 1, s, L, v, ldv, 0, out, ldy)
+				}
+				if err != nil {
+					errs[it] = err
+					return
 				}
 			}
 		}

@@ -237,6 +237,8 @@ const hiddenMargin = 1e4
 // gives the unpacked result. The mask inputs are the model's tensors, so
 // this checks the compiler's assumption, not the user's data; a mask that
 // fails it (not a padding mask) is an error, never a silent difference.
+// It is the check of the online kernel and the reference of prepareMasks,
+// which makes the same check row by row for the fast kernel.
 func (p *packedAttentionProblem) checkPaddingHidden(par tfcAttentionParams) error {
 	if p.bias == nil && p.keep == nil {
 		return fmt.Errorf("no mask input: attention over padded keys cannot be skipped")
@@ -288,16 +290,21 @@ func buildPackedAttention(n *ir.Node, _ *compiler) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := p.checkPaddingHidden(par); err != nil {
+		if !fastKernels {
+			if err := p.checkPaddingHidden(par); err != nil {
+				return nil, err
+			}
+			y := r.mustAlloc(ir.Float, []int{p.T, p.Hq, p.Dv})
+			packedAttentionOnline(r, par, p, f32(y))
+			return []*Tensor{y}, nil
+		}
+		masks, err := p.prepareMasks(r, par)
+		if err != nil {
 			return nil, err
 		}
 		y := r.mustAlloc(ir.Float, []int{p.T, p.Hq, p.Dv})
-		if fastKernels {
-			if err := packedAttentionBlocked(r, par, p, f32(y)); err != nil {
-				return nil, err
-			}
-		} else {
-			packedAttentionOnline(r, par, p, f32(y))
+		if err := packedAttentionBlocked(r, par, p, masks, f32(y)); err != nil {
+			return nil, err
 		}
 		return []*Tensor{y}, nil
 	}, nil
@@ -356,4 +363,56 @@ func packedAttentionOnline(r *runState, par tfcAttentionParams, p *packedAttenti
 			}
 		}
 	})
+}
+
+// packedAttentionReference is the oracle of the packed kernels, in
+// float64: for packed query t of sequence b and query head h, over the
+// sequence's packed keys u only,
+//
+//	s[u] = maskedScore(scale * sum_d q[t,h,d] k[u,h/group,d])   (masks read at the padded positions)
+//	p = softmax(s)            (zeros when every s[u] is -inf)
+//	y[t,h,:] = sum_u p[u] v[u,h/group,:]
+//
+// which is attentionReference on each sequence alone, unpadded, when the
+// mask hides the padded keys (checkPaddingHidden).
+func packedAttentionReference(par tfcAttentionParams, p *packedAttentionProblem) []float32 {
+	y := make([]float32, p.T*p.Hq*p.Dv)
+	group := p.Hq / p.Hkv
+	S := p.lay.S
+	for b := 0; b < p.B; b++ {
+		o0, o1 := int(p.lay.offsets[b]), int(p.lay.offsets[b+1])
+		s := make([]float64, o1-o0)
+		for h := 0; h < p.Hq; h++ {
+			kvh := h / group
+			for t := o0; t < o1; t++ {
+				i := int(p.lay.index[t]) - b*S
+				mx := math.Inf(-1)
+				for u := o0; u < o1; u++ {
+					dot := 0.0
+					for d := 0; d < p.D; d++ {
+						dot += float64(p.q[(t*p.Hq+h)*p.D+d]) * float64(p.k[(u*p.Hkv+kvh)*p.D+d])
+					}
+					j := int(p.lay.index[u]) - b*S
+					s[u-o0] = float64(p.maskedScore(par, float32(dot*float64(par.scale)), b, h, i, j))
+					mx = math.Max(mx, s[u-o0])
+				}
+				if math.IsInf(mx, -1) {
+					continue
+				}
+				sum := 0.0
+				for u := range s {
+					s[u] = math.Exp(s[u] - mx)
+					sum += s[u]
+				}
+				for d := 0; d < p.Dv; d++ {
+					acc := 0.0
+					for u := range s {
+						acc += s[u] / sum * float64(p.v[((o0+u)*p.Hkv+kvh)*p.Dv+d])
+					}
+					y[(t*p.Hq+h)*p.Dv+d] = float32(acc)
+				}
+			}
+		}
+	}
+	return y
 }

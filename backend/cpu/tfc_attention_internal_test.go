@@ -82,8 +82,8 @@ func TestAttentionOnlineMatchesReference(t *testing.T) {
 	}
 }
 
-// BenchmarkTfcAttention runs the one-pass kernel and the reference on the
-// same problems (BERT-base-like heads, an additive padding mask).
+// BenchmarkTfcAttention runs the blocked kernel, the one-pass kernel and
+// the reference on the same problems (BERT-base-like heads, an additive padding mask).
 func BenchmarkTfcAttention(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	randf := func(n int) []float32 {
@@ -101,6 +101,15 @@ func BenchmarkTfcAttention(b *testing.B) {
 		par := tfcAttentionParams{scale: 0.125, maskFill: float32(math.Inf(-1))}
 		y := make([]float32, B*H*s*D)
 		bytes := int64(4 * (len(p.q) + len(p.k) + len(p.v) + len(y)))
+		b.Run("blocked/S="+strconv.Itoa(s), func(b *testing.B) {
+			b.SetBytes(bytes)
+			r := testState(2)
+			for range b.N {
+				if err := attentionBlocked(r, par, p, y); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run("online/S="+strconv.Itoa(s), func(b *testing.B) {
 			b.SetBytes(bytes)
 			for range b.N {

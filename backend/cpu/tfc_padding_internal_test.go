@@ -301,7 +301,11 @@ func TestPackedAttentionMatchesPerSequence(t *testing.T) {
 			for i := range fast {
 				fast[i] = float32(math.NaN())
 			}
-			if err := packedAttentionBlocked(&runState{threads: 3}, par, p, fast[guard:guard+size]); err != nil {
+			masks, err := p.prepareMasks(&runState{threads: 3}, par)
+			if err != nil {
+				t.Fatalf("%v %s: prepareMasks: %v", c, name, err)
+			}
+			if err := packedAttentionBlocked(&runState{threads: 3}, par, p, masks, fast[guard:guard+size]); err != nil {
 				t.Fatalf("%v %s: blocked kernel: %v", c, name, err)
 			}
 			for i := range fast {
