@@ -243,8 +243,19 @@ func buildTranspose(n *ir.Node, _ *compiler) (kernel, error) {
 	}, nil
 }
 
-// transpose is the reference permutation: out axis i is input axis perm[i].
+// transpose permutes x: out axis i is input axis perm[i]. It runs the
+// copy-based fast path (fast_transpose.go) and falls back to the
+// reference for data the fast path does not know.
 func transpose(r *runState, x *Tensor, perm []int) *Tensor {
+	if out := transposeFast(r, x, perm); out != nil {
+		return out
+	}
+	return transposeRef(r, x, perm)
+}
+
+// transposeRef is the reference permutation, one gathered index per
+// element: the oracle for transposeFast.
+func transposeRef(r *runState, x *Tensor, perm []int) *Tensor {
 	shape := make([]int, len(perm))
 	for i, p := range perm {
 		shape[i] = x.Shape[p]
@@ -658,7 +669,17 @@ func buildExpand(n *ir.Node, _ *compiler) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []*Tensor{take(r, in[0], shape, broadcastIndex(in[0].Shape, shape))}, nil
+		if !fastKernels {
+			return []*Tensor{take(r, in[0], shape, broadcastIndex(in[0].Shape, shape))}, nil
+		}
+		out, err := r.alloc(in[0].DType, shape)
+		if err != nil {
+			return nil, err
+		}
+		if err := expandFast(r, in[0], out); err != nil {
+			return nil, err
+		}
+		return []*Tensor{out}, nil
 	}, nil
 }
 

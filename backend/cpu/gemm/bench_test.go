@@ -170,20 +170,30 @@ func BenchmarkFMAPeak(b *testing.B) {
 }
 
 // BenchmarkMicroKernel runs the micro-kernel alone on L1/L2-resident
-// packed panels (kc deep, 24 A panels against one B panel, as the
-// macro-kernel does): the ceiling of the blocked path.
+// operands (kc deep, 24 A panels against one B panel, as the
+// macro-kernel does): the ceiling of the blocked path. "packed" reads
+// packed A panels, "rows" reads A in place from a row-major matrix.
 func BenchmarkMicroKernel(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	const panels = mc / mr
 	ap := randSlice(rng, panels*kc*mr)
 	bp := randSlice(rng, kc*nr)
 	c := make([]float32, mc*nr)
-	cpu0, _ := processCPUTime()
-	for b.Loop() {
-		for p := 0; p < panels; p++ {
-			microKernel(kc, ap[p*kc*mr:(p+1)*kc*mr], bp, c[p*mr*nr:(p+1)*mr*nr], nr, 1, true)
-		}
+	for _, layout := range []string{"packed", "rows"} {
+		b.Run(layout, func(b *testing.B) {
+			cpu0, _ := processCPUTime()
+			for b.Loop() {
+				for p := 0; p < panels; p++ {
+					if layout == "packed" {
+						microKernel(kc, ap[p*kc*mr:(p+1)*kc*mr], bp, c[p*mr*nr:(p+1)*mr*nr], nr, 1, true)
+					} else {
+						// ap read as a mc x kc row-major matrix.
+						microKernelRows(kc, ap[p*mr*kc:], kc, bp, c[p*mr*nr:(p+1)*mr*nr], nr, 1, true)
+					}
+				}
+			}
+			reportGFLOPs(b, mc, nr, kc)
+			reportCPUGFLOPs(b, mc, nr, kc, cpu0)
+		})
 	}
-	reportGFLOPs(b, mc, nr, kc)
-	reportCPUGFLOPs(b, mc, nr, kc, cpu0)
 }

@@ -1,9 +1,10 @@
 // Package gemm owns tfc's single-precision matrix multiply for the CPU
 // backend: C = alpha*op(A)*op(B) + beta*C on row-major float32 buffers with
 // BLAS argument conventions, its pure-Go reference (sgemmRef), the blocked
-// fast path (Goto/BLIS style: A and B are packed into contiguous panels
-// sized for the L1/L2 caches and multiplied by a 6x16 register-blocked
-// micro-kernel), the AVX2+FMA micro-kernel in Go assembly for amd64, a
+// fast path (Goto/BLIS style: B is packed into contiguous panels sized for
+// the L1/L2 caches; a 6x16 register-blocked micro-kernel reads A in place
+// from six rows, or from packed panels for a transposed A and the last
+// m mod 6 rows), the AVX2+FMA micro-kernels in Go assembly for amd64, a
 // parallel entry that splits the output over goroutines, a batched entry
 // for attention-shaped products, and pre-packed B operands for constant
 // weights.

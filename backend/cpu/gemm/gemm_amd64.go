@@ -32,6 +32,9 @@ func xgetbv() (eax, edx uint32)
 //go:noescape
 func sgemmKernel6x16(k int, a, b, c *float32, ldc int, alpha float32, accumulate bool)
 
+//go:noescape
+func sgemmKernel6x16Rows(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32, accumulate bool)
+
 // fmaThroughputLoop and fmaLatencyLoop time the FMA pipes for the peak
 // derivation (see BenchmarkFMAPeak).
 func fmaThroughputLoop(n int)
@@ -49,6 +52,20 @@ func microKernel(kcb int, a, b, c []float32, ldc int, alpha float32, accumulate 
 	_ = b[kcb*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	sgemmKernel6x16(kcb, &a[0], &b[0], &c[0], ldc, alpha, accumulate)
+}
+
+// microKernelRows is microKernel with A read in place from six rows of a
+// row-major matrix (see microKernelRowsGo); the assembly reads
+// a[i*lda+l] for i < mr, l < kcb.
+func microKernelRows(kcb int, a []float32, lda int, b, c []float32, ldc int, alpha float32, accumulate bool) {
+	if !useAsm {
+		microKernelRowsGo(kcb, a, lda, b, c, ldc, alpha, accumulate)
+		return
+	}
+	_ = a[(mr-1)*lda+kcb-1]
+	_ = b[kcb*nr-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	sgemmKernel6x16Rows(kcb, &a[0], lda, &b[0], &c[0], ldc, alpha, accumulate)
 }
 
 func haveFMAPeakLoops() bool { return useAsm }

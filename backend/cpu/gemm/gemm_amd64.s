@@ -1,18 +1,23 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "tile_amd64.h"
+
+// The AVX2+FMA micro-kernels compute one 6x16 tile of C (row stride ldc
+// floats): c (+)= alpha * sum_l A(i, l) * b[l*16+j] over k >= 1 depth
+// steps of a packed B panel. Accumulators: row i in Y(2i) (columns 0-7)
+// and Y(2i+1) (8-15): 12 independent FMA chains cover the 2 FMA pipes x
+// 4-cycle latency of Zen 3 with room to spare. Per depth step: 2 loads of
+// B, 6 broadcasts of A, 12 FMAs. The depth loop is unrolled 4 times. The
+// two kernels differ only in where A(i, l) is read from; every element
+// sees the same FMAs in the same order, so they give identical bits.
+
+// PACKED_STEP is depth step l of a packed A panel at AX: A(i, l) = a[l*6+i].
+#define PACKED_STEP(boff, l) FMA_STEP(boff, (24*l)(AX), (24*l+4)(AX), (24*l+8)(AX), (24*l+12)(AX), (24*l+16)(AX), (24*l+20)(AX))
 
 // func sgemmKernel6x16(k int, a, b, c *float32, ldc int, alpha float32, accumulate bool)
 //
-// The AVX2+FMA micro-kernel: for the 6x16 tile at c (row stride ldc
-// floats), c (+)= alpha * sum_l a[l*6+i] * b[l*16+j] over k >= 1 steps of
-// packed panels. Accumulators: row i in Y(2i) (columns 0-7) and Y(2i+1)
-// (8-15): 12 independent FMA chains cover the 2 FMA pipes x 4-cycle
-// latency of Zen 3 with room to spare. Per depth step: 2 loads of B,
-// 6 broadcasts of A, 12 FMAs. The depth loop is unrolled 4 times.
-// Alpha is applied with a multiply and then added (not fused) so that the
-// Go edge-tile path, which adds alpha*acc from a scratch tile, rounds
-// identically.
+// A is a packed panel: A(i, l) = a[l*6+i].
 TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-45
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
@@ -21,38 +26,8 @@ TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-45
 	MOVQ ldc+32(FP), DX
 	SHLQ $2, DX
 
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-
-	// Bring the C tile towards L1 while the depth loop runs.
-	MOVQ DI, R8
-	PREFETCHT0 (R8)
-	PREFETCHT0 60(R8)
-	ADDQ DX, R8
-	PREFETCHT0 (R8)
-	PREFETCHT0 60(R8)
-	ADDQ DX, R8
-	PREFETCHT0 (R8)
-	PREFETCHT0 60(R8)
-	ADDQ DX, R8
-	PREFETCHT0 (R8)
-	PREFETCHT0 60(R8)
-	ADDQ DX, R8
-	PREFETCHT0 (R8)
-	PREFETCHT0 60(R8)
-	ADDQ DX, R8
-	PREFETCHT0 (R8)
-	PREFETCHT0 60(R8)
+	ZERO_ACCUMULATORS
+	PREFETCH_C_TILE
 
 	MOVQ CX, R9
 	SHRQ $2, R9
@@ -61,86 +36,10 @@ TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-45
 	JZ tail
 
 loop4:
-	VMOVUPS 0(BX), Y12
-	VMOVUPS 32(BX), Y13
-	VBROADCASTSS 0(AX), Y14
-	VFMADD231PS Y12, Y14, Y0
-	VFMADD231PS Y13, Y14, Y1
-	VBROADCASTSS 4(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y3
-	VBROADCASTSS 8(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VFMADD231PS Y13, Y14, Y5
-	VBROADCASTSS 12(AX), Y15
-	VFMADD231PS Y12, Y15, Y6
-	VFMADD231PS Y13, Y15, Y7
-	VBROADCASTSS 16(AX), Y14
-	VFMADD231PS Y12, Y14, Y8
-	VFMADD231PS Y13, Y14, Y9
-	VBROADCASTSS 20(AX), Y15
-	VFMADD231PS Y12, Y15, Y10
-	VFMADD231PS Y13, Y15, Y11
-	VMOVUPS 64(BX), Y12
-	VMOVUPS 96(BX), Y13
-	VBROADCASTSS 24(AX), Y14
-	VFMADD231PS Y12, Y14, Y0
-	VFMADD231PS Y13, Y14, Y1
-	VBROADCASTSS 28(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y3
-	VBROADCASTSS 32(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VFMADD231PS Y13, Y14, Y5
-	VBROADCASTSS 36(AX), Y15
-	VFMADD231PS Y12, Y15, Y6
-	VFMADD231PS Y13, Y15, Y7
-	VBROADCASTSS 40(AX), Y14
-	VFMADD231PS Y12, Y14, Y8
-	VFMADD231PS Y13, Y14, Y9
-	VBROADCASTSS 44(AX), Y15
-	VFMADD231PS Y12, Y15, Y10
-	VFMADD231PS Y13, Y15, Y11
-	VMOVUPS 128(BX), Y12
-	VMOVUPS 160(BX), Y13
-	VBROADCASTSS 48(AX), Y14
-	VFMADD231PS Y12, Y14, Y0
-	VFMADD231PS Y13, Y14, Y1
-	VBROADCASTSS 52(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y3
-	VBROADCASTSS 56(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VFMADD231PS Y13, Y14, Y5
-	VBROADCASTSS 60(AX), Y15
-	VFMADD231PS Y12, Y15, Y6
-	VFMADD231PS Y13, Y15, Y7
-	VBROADCASTSS 64(AX), Y14
-	VFMADD231PS Y12, Y14, Y8
-	VFMADD231PS Y13, Y14, Y9
-	VBROADCASTSS 68(AX), Y15
-	VFMADD231PS Y12, Y15, Y10
-	VFMADD231PS Y13, Y15, Y11
-	VMOVUPS 192(BX), Y12
-	VMOVUPS 224(BX), Y13
-	VBROADCASTSS 72(AX), Y14
-	VFMADD231PS Y12, Y14, Y0
-	VFMADD231PS Y13, Y14, Y1
-	VBROADCASTSS 76(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y3
-	VBROADCASTSS 80(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VFMADD231PS Y13, Y14, Y5
-	VBROADCASTSS 84(AX), Y15
-	VFMADD231PS Y12, Y15, Y6
-	VFMADD231PS Y13, Y15, Y7
-	VBROADCASTSS 88(AX), Y14
-	VFMADD231PS Y12, Y14, Y8
-	VFMADD231PS Y13, Y14, Y9
-	VBROADCASTSS 92(AX), Y15
-	VFMADD231PS Y12, Y15, Y10
-	VFMADD231PS Y13, Y15, Y11
+	PACKED_STEP(0, 0)
+	PACKED_STEP(64, 1)
+	PACKED_STEP(128, 2)
+	PACKED_STEP(192, 3)
 	ADDQ $96, AX
 	ADDQ $256, BX
 	DECQ R9
@@ -151,26 +50,7 @@ tail:
 	JZ done
 
 loop1:
-	VMOVUPS 0(BX), Y12
-	VMOVUPS 32(BX), Y13
-	VBROADCASTSS 0(AX), Y14
-	VFMADD231PS Y12, Y14, Y0
-	VFMADD231PS Y13, Y14, Y1
-	VBROADCASTSS 4(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y3
-	VBROADCASTSS 8(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VFMADD231PS Y13, Y14, Y5
-	VBROADCASTSS 12(AX), Y15
-	VFMADD231PS Y12, Y15, Y6
-	VFMADD231PS Y13, Y15, Y7
-	VBROADCASTSS 16(AX), Y14
-	VFMADD231PS Y12, Y14, Y8
-	VFMADD231PS Y13, Y14, Y9
-	VBROADCASTSS 20(AX), Y15
-	VFMADD231PS Y12, Y15, Y10
-	VFMADD231PS Y13, Y15, Y11
+	PACKED_STEP(0, 0)
 	ADDQ $24, AX
 	ADDQ $64, BX
 	DECQ CX
@@ -178,71 +58,85 @@ loop1:
 
 done:
 	VBROADCASTSS alpha+40(FP), Y12
-	VMULPS Y12, Y0, Y0
-	VMULPS Y12, Y1, Y1
-	VMULPS Y12, Y2, Y2
-	VMULPS Y12, Y3, Y3
-	VMULPS Y12, Y4, Y4
-	VMULPS Y12, Y5, Y5
-	VMULPS Y12, Y6, Y6
-	VMULPS Y12, Y7, Y7
-	VMULPS Y12, Y8, Y8
-	VMULPS Y12, Y9, Y9
-	VMULPS Y12, Y10, Y10
-	VMULPS Y12, Y11, Y11
+	SCALE_ACCUMULATORS
 	MOVBQZX accumulate+44(FP), R8
 	TESTQ R8, R8
 	JZ store
-
-	VADDPS (DI), Y0, Y0
-	VADDPS 32(DI), Y1, Y1
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	ADDQ DX, DI
-	VADDPS (DI), Y2, Y2
-	VADDPS 32(DI), Y3, Y3
-	VMOVUPS Y2, (DI)
-	VMOVUPS Y3, 32(DI)
-	ADDQ DX, DI
-	VADDPS (DI), Y4, Y4
-	VADDPS 32(DI), Y5, Y5
-	VMOVUPS Y4, (DI)
-	VMOVUPS Y5, 32(DI)
-	ADDQ DX, DI
-	VADDPS (DI), Y6, Y6
-	VADDPS 32(DI), Y7, Y7
-	VMOVUPS Y6, (DI)
-	VMOVUPS Y7, 32(DI)
-	ADDQ DX, DI
-	VADDPS (DI), Y8, Y8
-	VADDPS 32(DI), Y9, Y9
-	VMOVUPS Y8, (DI)
-	VMOVUPS Y9, 32(DI)
-	ADDQ DX, DI
-	VADDPS (DI), Y10, Y10
-	VADDPS 32(DI), Y11, Y11
-	VMOVUPS Y10, (DI)
-	VMOVUPS Y11, 32(DI)
+	ADD_STORE_TILE
 	VZEROUPPER
 	RET
 
 store:
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	ADDQ DX, DI
-	VMOVUPS Y2, (DI)
-	VMOVUPS Y3, 32(DI)
-	ADDQ DX, DI
-	VMOVUPS Y4, (DI)
-	VMOVUPS Y5, 32(DI)
-	ADDQ DX, DI
-	VMOVUPS Y6, (DI)
-	VMOVUPS Y7, 32(DI)
-	ADDQ DX, DI
-	VMOVUPS Y8, (DI)
-	VMOVUPS Y9, 32(DI)
-	ADDQ DX, DI
-	VMOVUPS Y10, (DI)
-	VMOVUPS Y11, 32(DI)
+	STORE_TILE
+	VZEROUPPER
+	RET
+
+// ROWS_STEP is depth step l with A(i, l) read in place from six rows of a row-major matrix:
+// row 0 at AX, rows 1 and 2 at AX + R10 and AX + 2*R10, rows 3-5 the same
+// from R12 = AX + 3*R10 (R10 = lda in bytes).
+#define ROWS_STEP(boff, l) FMA_STEP(boff, (4*l)(AX), (4*l)(AX)(R10*1), (4*l)(AX)(R10*2), (4*l)(R12), (4*l)(R12)(R10*1), (4*l)(R12)(R10*2))
+
+// func sgemmKernel6x16Rows(k int, a *float32, lda int, b, c *float32, ldc int, alpha float32, accumulate bool)
+//
+// A is read in place from six rows of a row-major matrix with leading
+// dimension lda: A(i, l) = a[i*lda+l]. This saves packing A (as MLAS's
+// AVX2 kernels do); the rows are read sequentially, six streams that the
+// hardware prefetcher follows.
+TEXT ·sgemmKernel6x16Rows(SB), NOSPLIT, $0-53
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ lda+16(FP), R10
+	SHLQ $2, R10
+	LEAQ (R10)(R10*2), R12
+	ADDQ AX, R12
+	MOVQ b+24(FP), BX
+	MOVQ c+32(FP), DI
+	MOVQ ldc+40(FP), DX
+	SHLQ $2, DX
+
+	ZERO_ACCUMULATORS
+	PREFETCH_C_TILE
+
+	MOVQ CX, R9
+	SHRQ $2, R9
+	ANDQ $3, CX
+	TESTQ R9, R9
+	JZ tail
+
+loop4:
+	ROWS_STEP(0, 0)
+	ROWS_STEP(64, 1)
+	ROWS_STEP(128, 2)
+	ROWS_STEP(192, 3)
+	ADDQ $16, AX
+	ADDQ $16, R12
+	ADDQ $256, BX
+	DECQ R9
+	JNZ loop4
+
+tail:
+	TESTQ CX, CX
+	JZ done
+
+loop1:
+	ROWS_STEP(0, 0)
+	ADDQ $4, AX
+	ADDQ $4, R12
+	ADDQ $64, BX
+	DECQ CX
+	JNZ loop1
+
+done:
+	VBROADCASTSS alpha+48(FP), Y12
+	SCALE_ACCUMULATORS
+	MOVBQZX accumulate+52(FP), R8
+	TESTQ R8, R8
+	JZ store
+	ADD_STORE_TILE
+	VZEROUPPER
+	RET
+
+store:
+	STORE_TILE
 	VZEROUPPER
 	RET

@@ -188,9 +188,12 @@ func allCases() []testCase {
 			}
 		}
 	}
-	// Larger shapes crossing every blocking boundary: k > kc (and its
-	// remainder), m > mc, n > nc, and the 1000 of the awkward list.
-	big := [][3]int{{1000, 7, 65}, {7, 1000, 63}, {65, 63, 1000}, {150, 100, 513}, {13, 3100, 300}, {145, 33, 257}, {1000, 1, 1}, {1, 1, 1000}}
+	// Larger shapes crossing every blocking boundary: k > kc (and not a
+	// multiple of it: 385 and 769 make a last depth block of a different
+	// size), m > mc with rows left over after the 6-row panels read in
+	// place (m mod 6 != 0), n > nc, and the 1000 of the awkward list.
+	big := [][3]int{{1000, 7, 65}, {7, 1000, 63}, {65, 63, 1000}, {150, 100, 513}, {13, 3100, 300}, {145, 33, 257}, {1000, 1, 1}, {1, 1, 1000},
+		{293, 37, 385}, {149, 20, 769}}
 	for i, s := range big {
 		for tr := 0; tr < 4; tr++ {
 			sc := scalars[(i+tr)%len(scalars)]
@@ -303,7 +306,12 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 // TestParallelAndPackedBitwise: the parallel, packed and batched entries
 // must give exactly the bits of Sgemm (same operations per element).
 func TestParallelAndPackedBitwise(t *testing.T) {
-	shapes := [][3]int{{1, 1, 1}, {7, 65, 63}, {300, 40, 70}, {40, 300, 270}, {64, 3100, 40}, {130, 131, 513}, {5, 2000, 9}}
+	// The last shapes are big enough to be split into several strips per
+	// thread (claimed dynamically; the last one into strips of whole
+	// mc-row blocks): rows not a multiple of 6, depth over kc and not a
+	// multiple of it, columns not a multiple of 16.
+	shapes := [][3]int{{1, 1, 1}, {7, 65, 63}, {300, 40, 70}, {40, 300, 270}, {64, 3100, 40}, {130, 131, 513}, {5, 2000, 9},
+		{1001, 47, 400}, {97, 1000, 389}, {1301, 20, 300}}
 	for _, kern := range kernels(t) {
 		withKernel(kern, func() {
 			rng := rand.New(rand.NewPCG(7, 8))
@@ -410,6 +418,88 @@ func TestBadArgumentsReturnErrors(t *testing.T) {
 	for i, v := range c {
 		if v != 42 {
 			t.Fatalf("C[%d] written by a rejected call", i)
+		}
+	}
+}
+
+// TestInPlaceKernelMatchesPacked: the micro-kernel that reads A in place
+// from six rows (leading dimension lda > k) gives exactly the bits of the
+// packed-panel kernel, for each kernel implementation, at depths around
+// the 4-step unrolling, with and without accumulation; it writes only the
+// tile (NaN guards around and between the rows of C).
+func TestInPlaceKernelMatchesPacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const ldc = nr + 3
+	for _, kern := range kernels(t) {
+		withKernel(kern, func() {
+			for _, kcb := range []int{1, 2, 3, 4, 5, 7, 8, 63, 255, 384} {
+				for _, accumulate := range []bool{false, true} {
+					lda := kcb + 1 + rng.IntN(9)
+					a := randSlice(rng, (mr-1)*lda+kcb)
+					packed := make([]float32, kcb*mr)
+					packA(packed, false, a, lda, 0, 0, mr, kcb)
+					b := randSlice(rng, kcb*nr)
+					c0 := make([]float32, 2*guardCells+(mr-1)*ldc+nr)
+					for i := range c0 {
+						c0[i] = float32(math.NaN())
+					}
+					for i := 0; i < mr; i++ {
+						for j := 0; j < nr; j++ {
+							c0[guardCells+i*ldc+j] = randNonZero(rng)
+						}
+					}
+					cPacked := append([]float32(nil), c0...)
+					cRows := append([]float32(nil), c0...)
+					tile := func(c []float32) []float32 { return c[guardCells : guardCells+(mr-1)*ldc+nr] }
+					microKernel(kcb, packed, b, tile(cPacked), ldc, 0.75, accumulate)
+					microKernelRows(kcb, a, lda, b, tile(cRows), ldc, 0.75, accumulate)
+					for idx := range c0 {
+						i, j := (idx-guardCells)/ldc, (idx-guardCells)%ldc
+						inTile := idx >= guardCells && i < mr && j < nr
+						if !inTile {
+							if !math.IsNaN(float64(cRows[idx])) {
+								t.Fatalf("%s kcb=%d: guard cell %d of C overwritten", kern, kcb, idx)
+							}
+							continue
+						}
+						if math.Float32bits(cRows[idx]) != math.Float32bits(cPacked[idx]) {
+							t.Fatalf("%s kcb=%d accumulate=%v: C[%d,%d] = %g in place, %g packed", kern, kcb, accumulate, i, j, cRows[idx], cPacked[idx])
+						}
+						// And both are right (guards against a shared error).
+						var want, abs float64
+						for l := 0; l < kcb; l++ {
+							p := float64(a[i*lda+l]) * float64(b[l*nr+j])
+							want += p
+							abs += math.Abs(p)
+						}
+						want *= 0.75
+						if accumulate {
+							want += float64(c0[idx])
+						}
+						if tol := 2 * float64(kcb+4) * unitRoundoff * (abs + 1); math.Abs(float64(cRows[idx])-want) > tol {
+							t.Fatalf("%s kcb=%d: C[%d,%d] = %g, want %g", kern, kcb, i, j, cRows[idx], want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDepthBlock: the depth blocks tile k exactly, none is deeper than
+// kc, and they are as few as kc allows.
+func TestDepthBlock(t *testing.T) {
+	for k := 1; k <= 5*kc+7; k++ {
+		step := depthBlock(k)
+		blocks := (k + step - 1) / step
+		if step > kc || step < 1 {
+			t.Fatalf("k=%d: block depth %d outside [1, %d]", k, step, kc)
+		}
+		if want := (k + kc - 1) / kc; blocks != want {
+			t.Fatalf("k=%d: %d blocks of %d, want %d blocks", k, blocks, step, want)
+		}
+		if last := k - (blocks-1)*step; last < 1 || last > step {
+			t.Fatalf("k=%d: last block of %d with step %d", k, last, step)
 		}
 	}
 }

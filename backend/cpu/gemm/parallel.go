@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // minFlopsPerThread is the least work (2*m*n*k) worth a goroutine: below
@@ -13,9 +14,11 @@ const minFlopsPerThread = 1 << 21
 
 // SgemmParallel is Sgemm on up to threads goroutines (threads <= 0 means
 // GOMAXPROCS). It splits C into column strips (multiples of the kernel's
-// 16-column tile) when n >= m, else into row strips (multiples of 6 rows);
-// every element is computed with the same operations as in Sgemm, so the
-// result is bitwise identical to the single-threaded one.
+// 16-column tile) when n >= m, else into row strips (multiples of 6 rows),
+// several per thread when that repeats no packing, which the threads
+// claim in turn; every element is computed with the same operations as in
+// Sgemm (the depth blocking does not depend on the split), so the result
+// is bitwise identical to the single-threaded one.
 func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) error {
 	if err := checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
 		return err
@@ -24,11 +27,19 @@ func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32,
 	return nil
 }
 
+// chunksPerThread is how many strips each thread gets on average when the
+// strips are claimed dynamically: enough that a thread delayed by other
+// load (the machine is shared, and the Go scheduler may run something
+// else first) hands its remaining strips to the others, few enough that
+// a strip is still a long run of the micro-kernel.
+const chunksPerThread = 4
+
 func sgemmParallel(threads int, transA bool, m, n, k int, alpha float32, a []float32, lda int, b bOperand, beta float32, c []float32, ldc int) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	if flops := 2 * float64(m) * float64(n) * float64(k); flops < float64(minFlopsPerThread)*2 {
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	if flops < float64(minFlopsPerThread)*2 {
 		threads = 1
 	} else {
 		threads = min(threads, int(flops/minFlopsPerThread))
@@ -44,35 +55,67 @@ func sgemmParallel(threads int, transA bool, m, n, k int, alpha float32, a []flo
 		sgemm(transA, m, n, k, alpha, a, lda, b, beta, c, ldc)
 		return
 	}
-	perThread := (tiles + threads - 1) / threads * unit
+	// Every strip packs what it needs of the operands that are not
+	// pre-packed: B when splitting rows (all of it, unless pre-packed) and
+	// a transposed A (all of it when splitting columns). Where that would
+	// repeat packing, keep one strip per thread; otherwise cut finer.
+	chunks := threads
+	if !transA && (splitN || b.packed != nil) {
+		chunks = max(threads, min(tiles, threads*chunksPerThread, int(flops/minFlopsPerThread)))
+	}
+	perChunk := (tiles + chunks - 1) / chunks * unit
+	if !splitN && perChunk > mc {
+		// Whole mc-row blocks, as a one-strip-per-thread split has: each
+		// block streams the B panels once.
+		perChunk = (perChunk + mc - 1) / mc * mc
+	}
+	chunks = (extent + perChunk - 1) / perChunk
+	threads = min(threads, chunks)
+	var next atomic.Int32
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= chunks {
+				return
+			}
+			lo := i * perChunk
+			size := min(perChunk, extent-lo)
+			if splitN {
+				sgemm(transA, m, size, k, alpha, a, lda, b.subColumns(lo), beta, c[lo:], ldc)
+				continue
+			}
+			// Rows lo... of op(A): columns of a transposed A.
+			var aa []float32
+			if transA {
+				aa = a[lo:]
+			} else {
+				aa = a[lo*lda:]
+			}
+			sgemm(transA, size, n, k, alpha, aa, lda, b, beta, c[lo*ldc:], ldc)
+		}
+	}
 	var wg sync.WaitGroup
-	for lo := 0; lo < extent; lo += perThread {
-		size := min(perThread, extent-lo)
+	for range threads - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if splitN {
-				sgemm(transA, m, size, k, alpha, a, lda, b.subColumns(lo), beta, c[lo:], ldc)
-				return
-			}
-			aa := a[lo*lda:]
-			if transA {
-				aa = a[lo:]
-			}
-			sgemm(transA, size, n, k, alpha, aa, lda, b, beta, c[lo*ldc:], ldc)
+			work()
 		}()
 	}
+	work() // the calling goroutine takes a share instead of only waiting
 	wg.Wait()
 }
 
 // PackedB is a k x n B operand packed once into the micro-kernel's panel
 // layout, for constant weights: SgemmPacked then skips packing B on every
-// call. Layout: for each depth block starting at row p (kc rows, fewer in
-// the last), ceil(n/16) panels of depth x 16 floats, columns past n zero.
+// call. Layout: for each depth block starting at row p (kstep =
+// depthBlock(k) rows, fewer in the last), ceil(n/16) panels of depth x 16
+// floats, columns past n zero.
 type PackedB struct {
-	k, n int
-	npad int // n rounded up to a multiple of nr
-	data []float32
+	k, n  int
+	kstep int // depthBlock(k)
+	npad  int // n rounded up to a multiple of nr
+	data  []float32
 }
 
 // K and N return the shape of op(B) that was packed.
@@ -82,7 +125,7 @@ func (p *PackedB) N() int { return p.n }
 // block returns the packed panels of depth block pc starting at column j0
 // (a multiple of nr).
 func (p *PackedB) block(pc, j0 int) []float32 {
-	kcb := min(kc, p.k-pc)
+	kcb := min(p.kstep, p.k-pc)
 	return p.data[pc*p.npad+(j0/nr)*kcb*nr : pc*p.npad+p.npad*kcb]
 }
 
@@ -102,9 +145,9 @@ func PackB(transB bool, k, n int, b []float32, ldb int) (*PackedB, error) {
 		return nil, err
 	}
 	npad := (n + nr - 1) / nr * nr
-	p := &PackedB{k: k, n: n, npad: npad, data: make([]float32, k*npad)}
-	for pc := 0; pc < k; pc += kc {
-		kcb := min(kc, k-pc)
+	p := &PackedB{k: k, n: n, kstep: depthBlock(k), npad: npad, data: make([]float32, k*npad)}
+	for pc := 0; pc < k; pc += p.kstep {
+		kcb := min(p.kstep, k-pc)
 		packB(p.data[pc*npad:pc*npad+kcb*npad], transB, b, ldb, pc, 0, kcb, n)
 	}
 	return p, nil
