@@ -1,8 +1,6 @@
 package cpu
 
 import (
-	"math"
-
 	"github.com/tfc-compiler/tfc/backend/cpu/vmath"
 	"github.com/tfc-compiler/tfc/ir"
 )
@@ -11,8 +9,8 @@ import (
 // fusions produce (X [..., N] with per-channel vectors of length N, Skip
 // shaped like X). They are tried first and decline (ok=false) for
 // anything else, which then runs the float64 reference in
-// table_tfc_norm.go. Row statistics accumulate in float64; elementwise
-// work is float32.
+// table_tfc_norm.go. The norm rows run vmath.SkipLayerNormRow (float32
+// corrected two-pass statistics, within about 1e-6 of float64).
 
 // channelVector returns t's data when t is float32 and holds one value
 // per channel of the last axis (shape [N] or [1,...,1,N]); nil, true for
@@ -71,40 +69,24 @@ func skipLayerNormF32(r *runState, in []*Tensor, eps float64, rms, wantSum bool,
 		return outs, true
 	}
 	rows := len(xd) / cols
+	scale = scale[:cols]
+	if beta != nil {
+		beta = beta[:cols]
+	}
+	if bias != nil {
+		bias = bias[:cols]
+	}
+	eps32 := float32(eps)
 	r.parallelFor(rows, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
+			// Skip broadcast over the leading axes repeats every len(sd).
 			so := (i * cols) % max(len(sd), 1)
-			xr, sr, yr := xd[i*cols:(i+1)*cols], sd[so:so+cols], yd[i*cols:(i+1)*cols]
-			var total float64
-			for j := range yr {
-				v := xr[j] + sr[j]
-				if bias != nil {
-					v += bias[j]
-				}
-				yr[j] = v
-				total += float64(v)
-			}
+			row := i * cols
+			var sumRow []float32
 			if sumOut != nil {
-				copy(sumOut[i*cols:(i+1)*cols], yr)
+				sumRow = sumOut[row : row+cols]
 			}
-			mu := total / float64(cols)
-			if rms {
-				mu = 0
-			}
-			var ss float64
-			for _, v := range yr {
-				d := float64(v) - mu
-				ss += d * d
-			}
-			inv := float32(1 / math.Sqrt(ss/float64(cols)+eps))
-			m32 := float32(mu)
-			for j, v := range yr {
-				o := (v - m32) * inv * scale[j]
-				if beta != nil {
-					o += beta[j]
-				}
-				yr[j] = o
-			}
+			vmath.SkipLayerNormRow(yd[row:row+cols], sumRow, xd[row:row+cols], sd[so:so+cols], bias, scale, beta, eps32, rms)
 		}
 	})
 	return outs, true

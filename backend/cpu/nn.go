@@ -336,6 +336,11 @@ func buildLayerNorm(n *ir.Node, _ *compiler) (kernel, error) {
 		if err := needInputs(in, 2); err != nil {
 			return nil, err
 		}
+		if fastKernels {
+			if outs, ok := layerNormF32(r, in, axis, eps, rms); ok {
+				return outs, nil
+			}
+		}
 		x, scale, bias := in[0], in[1], inputN(in, 2)
 		rank := len(x.Shape)
 		ax, err := normAxis(axis, rank)

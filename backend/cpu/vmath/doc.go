@@ -1,6 +1,7 @@
 // Package vmath owns the vectorised float32 math of the CPU kernels:
-// exp, erf, tanh, GELU (erf and tanh forms, with an optional fused bias)
-// and softmax over slices, with AVX2+FMA assembly on amd64 and a pure-Go
+// exp, erf, tanh, GELU (erf and tanh forms, with an optional fused bias),
+// softmax, and LayerNorm/RMSNorm rows with a fused skip and bias
+// (norm.go; float32 statistics by a shifted two-pass sum, see its bound), with AVX2+FMA assembly on amd64 and a pure-Go
 // twin used elsewhere, with the purego build tag, or when the CPU lacks
 // AVX2 or FMA (gemm.HasAVX2FMA decides, so one CPUID probe rules both
 // packages).
