@@ -155,7 +155,7 @@ type packedMasks struct {
 // per call, row by row; heads are visited only when the masks vary by
 // head.
 func (p *packedAttentionProblem) prepareMasks(r *runState, par tfcAttentionParams) (*packedMasks, error) {
-	if p.bias == nil && p.keep == nil {
+	if p.bias == nil && p.keep == nil && !par.causal {
 		return nil, fmt.Errorf("no mask input: attention over padded keys cannot be skipped")
 	}
 	m := &packedMasks{}
@@ -262,6 +262,9 @@ func (p *packedAttentionProblem) checkRowHidden(par tfcAttentionParams, b, h, i 
 	bestValid, bestPad, padAt := inf, inf, -1
 	validNaN := false
 	for j, isValid := range valid {
+		if par.causal && (j > i || par.window > 0 && i-j >= par.window) {
+			continue // past the causal frontier or before the window: hidden anyway
+		}
 		var s float32
 		if p.keep != nil && !p.keep[kb+j*ks[3]] {
 			s = par.maskFill

@@ -2,7 +2,9 @@ package cpu
 
 import (
 	"cmp"
+	"math"
 	"slices"
+	"sort"
 
 	"github.com/tfc-compiler/tfc/backend/cpu/gemm"
 )
@@ -70,7 +72,7 @@ func packedAttentionBlocked(r *runState, par tfcAttentionParams, p *packedAttent
 			transposeInto(kt, L, p.k[(o0*p.Hkv+kvh)*p.D:], L, p.D, ldk)
 			v := p.v[(o0*p.Hkv+kvh)*p.Dv:]
 			var kPacked, vPacked *gemm.PackedB
-			if rows < L {
+			if rows < L && !par.causal {
 				var err error
 				if p.D > 0 {
 					kPacked, err = gemm.PackB(false, p.D, L, kt, L)
@@ -88,6 +90,21 @@ func packedAttentionBlocked(r *runState, par tfcAttentionParams, p *packedAttent
 				s := scores[:nr*L]
 				t0 := o0 + r0
 				q := p.q[(t0*p.Hq+h)*p.D:]
+				out := y[(t0*p.Hq+h)*p.Dv:]
+				// Under a causal or sliding kind only the packed keys
+				// u0..u1-1 can be seen by some row of the block.
+				u0, u1 := 0, L
+				if par.causal {
+					u0, u1 = p.packedKeyRange(par, b, r0, nr)
+				}
+				n := u1 - u0
+				if n <= 0 {
+					for ii := 0; ii < nr; ii++ {
+						clear(out[ii*ldy : ii*ldy+p.Dv])
+					}
+					continue
+				}
+				s = scores[:nr*n]
 				var err error
 				switch {
 				case p.D == 0:
@@ -95,29 +112,31 @@ func packedAttentionBlocked(r *runState, par tfcAttentionParams, p *packedAttent
 				case kPacked != nil:
 					err = gemm.SgemmPacked(false, nr, par.scale, q, ldq, kPacked, 0, s, L)
 				default:
-					err = gemm.Sgemm(false, false, nr, L, p.D, par.scale, q, ldq, kt, L, 0, s, L)
+					err = gemm.Sgemm(false, false, nr, n, p.D, par.scale, q, ldq, kt[u0:], L, 0, s, n)
 				}
 				if err != nil {
 					errs[it] = err
 					return
 				}
 				for ii := 0; ii < nr; ii++ {
-					sr := s[ii*L : ii*L+L]
+					sr := s[ii*n : ii*n+n]
 					switch {
 					case masks.none:
 					case perHeadMask:
 						p.readKeyRow(par, b, h, int(p.lay.index[t0+ii])-b*S, seqKeys, first, L, &row)
-						row.apply(sr, 0)
+						row.apply(sr, u0)
 					default:
-						masks.rows[t0+ii].apply(sr, 0)
+						masks.rows[t0+ii].apply(sr, u0)
+					}
+					if par.causal {
+						p.applyPackedFrontier(par, sr, o0, t0+ii, u0)
 					}
 					softmaxRowF32(sr)
 				}
-				out := y[(t0*p.Hq+h)*p.Dv:]
 				if vPacked != nil {
 					err = gemm.SgemmPacked(false, nr, 1, s, L, vPacked, 0, out, ldy)
 				} else {
-					err = gemm.Sgemm(false, false, nr, p.Dv, L, 1, s, L, v, ldv, 0, out, ldy)
+					err = gemm.Sgemm(false, false, nr, p.Dv, n, 1, s, n, v[u0*ldv:], ldv, 0, out, ldy)
 				}
 				if err != nil {
 					errs[it] = err
@@ -132,4 +151,39 @@ func packedAttentionBlocked(r *runState, par tfcAttentionParams, p *packedAttent
 		}
 	}
 	return nil
+}
+
+// packedKeyRange returns the packed keys [u0, u1) of sequence b that its
+// query rows r0 .. r0+nr-1 (counted from the sequence's first packed row)
+// may see under a causal or sliding kind: positions (in the padded row)
+// up to the last row's and, with a window, from the first row's window
+// start. Packed tokens are in increasing position order, so both ends
+// are binary searches.
+func (p *packedAttentionProblem) packedKeyRange(par tfcAttentionParams, b, r0, nr int) (int, int) {
+	o0, o1 := int(p.lay.offsets[b]), int(p.lay.offsets[b+1])
+	L := o1 - o0
+	keys := p.lay.index[o0:o1]
+	last := keys[r0+nr-1]
+	u1 := sort.Search(L, func(u int) bool { return keys[u] > last })
+	u0 := 0
+	if par.window > 0 {
+		from := keys[r0] - int64(par.window) + 1
+		u0 = sort.Search(L, func(u int) bool { return keys[u] >= from })
+	}
+	return u0, u1
+}
+
+// applyPackedFrontier sets to -inf the scores of packed query t (of the
+// sequence starting at packed row o0) against keys past its causal
+// frontier or before its sliding window, by padded positions; row holds
+// the packed keys first, first+1, ... of the sequence.
+func (p *packedAttentionProblem) applyPackedFrontier(par tfcAttentionParams, row []float32, o0, t, first int) {
+	pos := p.lay.index[t]
+	inf := float32(math.Inf(-1))
+	for u := range row {
+		kp := p.lay.index[o0+first+u]
+		if kp > pos || par.window > 0 && pos-kp >= int64(par.window) {
+			row[u] = inf
+		}
+	}
 }

@@ -17,7 +17,7 @@ func init() {
 		opDef{Domain: "tfc", Op: "UnpackTokens", types: numericTypes | boolTypes, build: buildUnpackTokens,
 			Notes: "scatters packed tokens back to [B, S, ...]; padded positions are zeros"},
 		opDef{Domain: "tfc", Op: "PackedAttention", types: f32Types, widen: true, build: buildPackedAttention,
-			Notes: "variable-length attention over packed tokens, threaded over sequences × heads, no work on padding; checks that the mask hides every padded key"},
+			Notes: "variable-length attention over packed tokens (bidirectional, causal or sliding window within each sequence), threaded over sequences × heads, no work on padding; checks that the mask hides every padded key"},
 	)
 }
 
@@ -235,12 +235,15 @@ const hiddenMargin = 1e4
 // mask hides every padded key of its sequence (offset at least
 // hiddenMargin below the best valid key's), so that skipping padded keys
 // gives the unpacked result. The mask inputs are the model's tensors, so
-// this checks the compiler's assumption, not the user's data; a mask that
+// this checks the compiler's assumption, not the user's data. Under a
+// causal or sliding kind the frontier is at the tokens' padded positions
+// (Sq = Skv = S), so right and left padding both keep each sequence's
+// relative positions, and keys past the frontier need no mask. A mask that
 // fails it (not a padding mask) is an error, never a silent difference.
 // It is the check of the online kernel and the reference of prepareMasks,
 // which makes the same check row by row for the fast kernel.
 func (p *packedAttentionProblem) checkPaddingHidden(par tfcAttentionParams) error {
-	if p.bias == nil && p.keep == nil {
+	if p.bias == nil && p.keep == nil && !par.causal {
 		return fmt.Errorf("no mask input: attention over padded keys cannot be skipped")
 	}
 	heads := p.Hq
@@ -281,9 +284,6 @@ func buildPackedAttention(n *ir.Node, _ *compiler) (kernel, error) {
 	par, err := parseTfcAttention(n)
 	if err != nil {
 		return nil, err
-	}
-	if par.causal {
-		return nil, fmt.Errorf("tfc.PackedAttention does not take mask_kind %q (causal and sliding masks are not supported packed)", n.AttrString("mask_kind", ""))
 	}
 	return func(r *runState, in []*Tensor) ([]*Tensor, error) {
 		p, err := newPackedAttentionProblem(in)
@@ -333,7 +333,7 @@ func packedAttentionOnline(r *runState, par tfcAttentionParams, p *packedAttenti
 				for u := o0; u < o1; u++ {
 					j := int(p.lay.index[u]) - b*S
 					s := dotF32(qRow, p.k[(u*p.Hkv+kvh)*p.D:][:p.D]) * par.scale
-					if p.bias != nil || p.keep != nil {
+					if p.bias != nil || p.keep != nil || par.causal {
 						s = p.maskedScore(par, s, b, h, i, j)
 					}
 					if s == float32(math.Inf(-1)) {

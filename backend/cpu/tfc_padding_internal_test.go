@@ -1,8 +1,10 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -371,4 +373,157 @@ func packedAttentionNode() *ir.Node {
 	y := b.Op("tfc::PackedAttention", x, x, x, x, x, x, ir.FloatAttr("scale", 0.5), ir.StringAttr("mask_kind", "additive"))
 	p, _ := y.Producer()
 	return p
+}
+
+// TestPackedAttentionCausal: under causal and sliding kinds, the fast
+// and online packed kernels equal packedAttentionReference (float64,
+// frontier at the padded positions) and, for right and left padding,
+// attentionReference run on each sequence alone, unpadded, with the same
+// kind; GQA and a window narrower than the sequences are included. A
+// causal kind without a mask input is exact under right padding and an
+// error under left padding (padded keys before a query are visible).
+func TestPackedAttentionCausal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 3))
+	type cfg struct {
+		B, S, Hq, Hkv, D int
+		kind             string
+	}
+	for _, c := range []cfg{
+		{3, 7, 2, 2, 8, "causal"},
+		{4, 65, 4, 2, 7, "causal"},
+		{2, 16, 3, 1, 16, "sliding:4"},
+		{1, 9, 2, 2, 8, "sliding:1"},
+		{5, 1, 2, 2, 4, "causal"},
+		{2, 300, 2, 1, 8, "sliding:37"}, // several query blocks per sequence
+	} {
+		n := packedAttentionNode()
+		for i, a := range n.Attrs {
+			if a.Name == "mask_kind" {
+				n.Attrs[i] = ir.StringAttr("mask_kind", c.kind)
+			}
+		}
+		par, err := parseTfcAttention(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		par.scale = 1 / float32(math.Sqrt(float64(c.D)))
+		B, S := c.B, c.S
+		lens := make([]int, B)
+		for b := range lens {
+			lens[b] = 1 + rng.IntN(S)
+		}
+		lens[0] = S
+		for _, layout := range []string{"right", "left"} {
+			for _, withBias := range []bool{true, false} {
+				mask := make([]int64, B*S)
+				var pos []int
+				offsets := []int64{0}
+				for b := 0; b < B; b++ {
+					for s := 0; s < S; s++ {
+						valid := s < lens[b]
+						if layout == "left" {
+							valid = s >= S-lens[b]
+						}
+						if valid {
+							mask[b*S+s] = 1
+							pos = append(pos, b*S+s)
+						}
+					}
+					offsets = append(offsets, int64(len(pos)))
+				}
+				T := len(pos)
+				rnd := func(n int) []float32 {
+					v := make([]float32, n)
+					for i := range v {
+						v[i] = float32(rng.NormFloat64())
+					}
+					return v
+				}
+				q, k, v := rnd(T*c.Hq*c.D), rnd(T*c.Hkv*c.D), rnd(T*c.Hkv*c.D)
+				idx := make([]int64, T)
+				for i, p := range pos {
+					idx[i] = int64(p)
+				}
+				in := []*Tensor{
+					{DType: ir.Float, Shape: []int{T, c.Hq, c.D}, Data: q},
+					{DType: ir.Float, Shape: []int{T, c.Hkv, c.D}, Data: k},
+					{DType: ir.Float, Shape: []int{T, c.Hkv, c.D}, Data: v},
+					{DType: ir.Int64, Shape: []int{B + 1}, Data: offsets},
+					{DType: ir.Int64, Shape: []int{T}, Data: idx},
+					{DType: ir.Int64, Shape: []int{B, S}, Data: mask},
+				}
+				if withBias {
+					// The model's key-padding bias [B, 1, 1, S].
+					bias := make([]float32, B*S)
+					for i, m := range mask {
+						if m == 0 {
+							bias[i] = -math.MaxFloat32
+						}
+					}
+					in = append(in, &Tensor{DType: ir.Float, Shape: []int{B, 1, 1, S}, Data: bias})
+				}
+				what := fmt.Sprintf("%+v %s padding, bias %v", c, layout, withBias)
+				p, err := newPackedAttentionProblem(in)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				errRef := p.checkPaddingHidden(par)
+				masks, errFast := p.prepareMasks(paddingRunState(2), par)
+				if (errRef == nil) != (errFast == nil) {
+					t.Fatalf("%s: reference check %v, fast check %v", what, errRef, errFast)
+				}
+				wantErr := !withBias && layout == "left" && slices.ContainsFunc(lens, func(L int) bool { return L < S })
+				if wantErr != (errRef != nil) {
+					t.Fatalf("%s: check error %v, want an error: %v", what, errRef, wantErr)
+				}
+				if errRef != nil {
+					continue
+				}
+				ref := packedAttentionReference(par, p)
+				const guard = 3
+				size := T * c.Hq * c.D
+				for _, kern := range []string{"blocked", "online"} {
+					buf := make([]float32, size+2*guard)
+					for i := range buf {
+						buf[i] = float32(math.NaN())
+					}
+					y := buf[guard : guard+size]
+					if kern == "blocked" {
+						if err := packedAttentionBlocked(paddingRunState(3), par, p, masks, y); err != nil {
+							t.Fatalf("%s: %v", what, err)
+						}
+					} else {
+						packedAttentionOnline(paddingRunState(3), par, p, y)
+					}
+					for i := 0; i < guard; i++ {
+						if !math.IsNaN(float64(buf[i])) || !math.IsNaN(float64(buf[guard+size+i])) {
+							t.Fatalf("%s %s: write outside the output", what, kern)
+						}
+					}
+					for i := range ref {
+						if math.Abs(float64(y[i]-ref[i])) > 1e-5+1e-4*math.Abs(float64(ref[i])) {
+							t.Fatalf("%s %s: element %d = %v, reference %v", what, kern, i, y[i], ref[i])
+						}
+					}
+				}
+				// Each sequence alone, unpadded, with the same kind.
+				for b := 0; b < B; b++ {
+					o0, L := int(offsets[b]), int(offsets[b+1]-offsets[b])
+					seq := &attentionProblem{B: 1, Hq: c.Hq, Hkv: c.Hkv, Sq: L, Skv: L, D: c.D, Dv: c.D,
+						q: headsFirst(q, o0, L, c.Hq, c.D), k: headsFirst(k, o0, L, c.Hkv, c.D), v: headsFirst(v, o0, L, c.Hkv, c.D)}
+					want := attentionReference(par, seq)
+					for h := 0; h < c.Hq; h++ {
+						for i := 0; i < L; i++ {
+							for d := 0; d < c.D; d++ {
+								g, w := ref[((o0+i)*c.Hq+h)*c.D+d], want[(h*L+i)*c.D+d]
+								if math.Abs(float64(g-w)) > 1e-5+1e-4*math.Abs(float64(w)) {
+									t.Fatalf("%s: sequence %d, head %d, query %d: packed %v, unpadded %v", what, b, h, i, g, w)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -38,7 +38,8 @@ Levels (see 'tfc passes' for what each pass does):
   -O0  decode, verify, encode: lossless (re-decoding OUT gives the same IR)
   -O1  canonicalize, infer-shapes
   -O2  -O1 + the fusions that are registered (default)
-  -O3  -O2 + padding removal (remove-padding: encoders with a padding mask)
+  -O3  -O2 + padding removal (remove-padding: encoders, and decoder prefill
+       without past key/values, that take a padding mask)
 --passes replaces the level's pipeline with an explicit list, options in
 braces: --passes 'canonicalize{cse=false},infer-shapes'.
 
