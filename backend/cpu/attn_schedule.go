@@ -1,9 +1,6 @@
 package cpu
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // runDynamic runs work items 0..n-1 on up to threads goroutines that
 // claim items one at a time, in increasing order, from a shared counter.
@@ -27,36 +24,16 @@ func runDynamic(threads, n int, newWorker func() func(item int)) {
 		return
 	}
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var panicked any
-	for range threads {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if p := recover(); p != nil {
-					mu.Lock()
-					panicked = p
-					mu.Unlock()
-					// Let the other workers drain quickly.
-					next.Store(int64(n))
-				}
-			}()
-			work := newWorker()
-			for {
-				it := int(next.Add(1) - 1)
-				if it >= n {
-					return
-				}
-				work(it)
+	goEach(threads, func(int) {
+		work := newWorker()
+		for {
+			it := int(next.Add(1) - 1)
+			if it >= n {
+				return
 			}
-		}()
-	}
-	wg.Wait()
-	if panicked != nil {
-		panic(panicked) // re-raised on the node's goroutine, recovered there
-	}
+			work(it)
+		}
+	}, func() { next.Store(int64(n)) }) // let the other workers drain quickly
 }
 
 // threadsOf is the run's thread count (1 for a nil runState, as in

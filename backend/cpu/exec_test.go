@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -572,25 +571,13 @@ func TestConcurrentPlannedRuns(t *testing.T) {
 // after -O3 (padding removal) against the same model run without the plan;
 // the safety net must never have to copy.
 func TestMemoryPlanCorpus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("corpus models are slow; skipped with -short")
-	}
-	root := filepath.Join("..", "..", "testdata", "models")
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Skipf("no corpus at %s: %v", root, err)
-	}
 	ran := 0
-	for _, e := range entries {
-		dir := filepath.Join(root, e.Name())
-		path := filepath.Join(dir, "model.onnx")
-		if _, err := os.Stat(path); err != nil {
-			continue
-		}
+	for _, dir := range cpu.CorpusModelDirs(t) {
+		name, path := filepath.Base(dir), filepath.Join(dir, "model.onnx")
 		for _, level := range []int{0, 2, 3} {
 			m, err := compileLevel(path, level, nil)
 			if err != nil {
-				t.Errorf("%s -O%d: %v", e.Name(), level, err)
+				t.Errorf("%s -O%d: %v", name, level, err)
 				continue
 			}
 			if missing := unclaimed(m); len(missing) > 0 {
@@ -598,7 +585,7 @@ func TestMemoryPlanCorpus(t *testing.T) {
 				continue
 			}
 			if err := checkPlannedRuns(m, dir, level == 3); err != nil {
-				t.Errorf("%s -O%d: %v", e.Name(), level, err)
+				t.Errorf("%s -O%d: %v", name, level, err)
 			}
 			ran++
 			m.Close()

@@ -3,7 +3,6 @@ package cpu
 import (
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -245,28 +244,17 @@ func TestEvalSym(t *testing.T) {
 // TestPlanCorpusIntervals compiles every corpus model (as decoded) and
 // checks that no slot holds two values alive at once.
 func TestPlanCorpusIntervals(t *testing.T) {
-	if testing.Short() {
-		t.Skip("corpus models are slow; skipped with -short")
-	}
-	root := filepath.Join("..", "..", "testdata", "models")
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Skipf("no corpus at %s: %v", root, err)
-	}
 	checked := 0
-	for _, e := range entries {
-		path := filepath.Join(root, e.Name(), "model.onnx")
-		if _, err := os.Stat(path); err != nil {
-			continue
-		}
+	for _, dir := range CorpusModelDirs(t) {
+		name, path := filepath.Base(dir), filepath.Join(dir, "model.onnx")
 		m, _, err := onnx.DecodeFile(path, onnx.DecodeOptions{})
 		if err != nil {
-			t.Errorf("%s: %v", e.Name(), err)
+			t.Errorf("%s: %v", name, err)
 			continue
 		}
 		exe, err := Compile(m, Options{})
 		if err == nil {
-			checkNoOverlap(t, e.Name(), exe.plan)
+			checkNoOverlap(t, name, exe.plan)
 			checked++
 		}
 		m.Close()

@@ -81,22 +81,11 @@ func isDense(kind string) bool {
 // model's outputs match the stored reference outputs (rtol 1e-3, atol
 // 1e-4) for every model whose unfused graph the CPU backend runs.
 func TestAttentionFusionCorpus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("corpus models are slow; skipped with -short")
-	}
-	root := filepath.Join("..", "..", "testdata", "models")
-	manifest := readManifest(t, filepath.Join(root, "MANIFEST.tsv"))
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Skipf("no corpus at %s: %v", root, err)
-	}
+	dirs := cpu.CorpusModelDirs(t)
+	manifest := readManifest(t, filepath.Join("..", "..", "testdata", "models", "MANIFEST.tsv"))
 	var table []string
-	for _, e := range entries {
-		dir := filepath.Join(root, e.Name())
-		if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err != nil {
-			continue
-		}
-		name := e.Name()
+	for _, dir := range dirs {
+		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
 			row, inManifest := manifest[name]
 			m, _, err := onnx.DecodeFile(filepath.Join(dir, "model.onnx"), onnx.DecodeOptions{})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -43,21 +42,9 @@ type paddingModel struct {
 //     valid tokens (per-token outputs only: a CLS token at position 0 is
 //     itself padding under left padding).
 func TestRemovePaddingCorpus(t *testing.T) {
-	root := filepath.Join("..", "..", "testdata", "models")
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Skipf("no corpus: %v", err)
-	}
 	var table []string
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		name := e.Name()
-		dir := filepath.Join(root, name)
-		if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err != nil {
-			continue
-		}
+	for _, dir := range cpu.CorpusModelDirs(t) {
+		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
 			pm, declined, err := loadPaddingModel(dir)
 			if err != nil {

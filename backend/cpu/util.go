@@ -150,12 +150,22 @@ func (r *runState) parallelFor(n int, body func(lo, hi int)) {
 		return
 	}
 	threads = min(threads, n)
-	var wg sync.WaitGroup
-	var panicked any
-	var mu sync.Mutex
 	chunk := (n + threads - 1) / threads
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	goEach((n+chunk-1)/chunk, func(w int) {
+		body(w*chunk, min((w+1)*chunk, n))
+	}, nil)
+}
+
+// goEach runs f(0), ..., f(k-1) on k goroutines and waits for all. A
+// panic in one is re-raised on the caller's goroutine once all have
+// stopped (the executor recovers it at the node boundary and reports it
+// with the node); onPanic, when set, runs in the panicking goroutine
+// first, e.g. to make the others stop early.
+func goEach(k int, f func(w int), onPanic func()) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var panicked any
+	for w := range k {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -164,14 +174,17 @@ func (r *runState) parallelFor(n int, body func(lo, hi int)) {
 					mu.Lock()
 					panicked = p
 					mu.Unlock()
+					if onPanic != nil {
+						onPanic()
+					}
 				}
 			}()
-			body(lo, hi)
+			f(w)
 		}()
 	}
 	wg.Wait()
 	if panicked != nil {
-		panic(panicked) // re-raised on the node's goroutine, recovered there
+		panic(panicked)
 	}
 }
 
