@@ -1,9 +1,6 @@
 package cpu
 
-import (
-	"math"
-	"slices"
-)
+import "math"
 
 // reduceKind names a reducer's fold so that the fast path can inline it.
 type reduceKind uint8
@@ -30,24 +27,7 @@ const (
 // Threads split the outermost axis when it is kept, else the inner run
 // when it is kept; other layouts run on one thread.
 func reduceFast(r *runState, x *Tensor, reduce []bool, keep bool, red reducer) (*Tensor, error) {
-	var shape []int
-	keptShape := slices.Clone(x.Shape)
-	count := 1
-	for i, d := range x.Shape {
-		if reduce[i] {
-			keptShape[i] = 1
-			count *= d
-			if keep {
-				shape = append(shape, 1)
-			}
-		} else {
-			shape = append(shape, d)
-		}
-	}
-	acc := make([]float64, shapeSize(keptShape))
-	for i := range acc {
-		acc[i] = red.init
-	}
+	shape, keptShape, count, acc := reduceSetup(x.Shape, reduce, keep, red)
 	switch d := x.Data.(type) {
 	case []float32:
 		reduceInto(r, red.kind, acc, d, x.Shape, keptShape)

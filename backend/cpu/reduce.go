@@ -95,24 +95,7 @@ func reduceAxesRef(r *runState, x *Tensor, reduce []bool, keep bool, red reducer
 	if !ok {
 		return nil, fmt.Errorf("input must be numeric, is %v", x.DType)
 	}
-	var shape []int
-	keptShape := slices.Clone(x.Shape) // output shape with reduced axes as 1
-	count := 1
-	for i, d := range x.Shape {
-		if reduce[i] {
-			keptShape[i] = 1
-			count *= d
-			if keep {
-				shape = append(shape, 1)
-			}
-		} else {
-			shape = append(shape, d)
-		}
-	}
-	acc := make([]float64, shapeSize(keptShape))
-	for i := range acc {
-		acc[i] = red.init
-	}
+	shape, keptShape, count, acc := reduceSetup(x.Shape, reduce, keep, red)
 	ost := strides(keptShape)
 	forEachIndex(x.Shape, func(k int, pos []int) {
 		o := 0
@@ -142,4 +125,29 @@ func reduceAxesRef(r *runState, x *Tensor, reduce []bool, keep bool, red reducer
 		storeFloats(out, acc)
 	}
 	return out, nil
+}
+
+// reduceSetup returns the output shape of reducing inShape over the axes
+// marked in reduce (kept as 1 when keep), the shape with reduced axes as 1,
+// the number of elements reduced into each output, and the accumulators
+// set to the reducer's initial value.
+func reduceSetup(inShape []int, reduce []bool, keep bool, red reducer) (shape, keptShape []int, count int, acc []float64) {
+	keptShape = slices.Clone(inShape)
+	count = 1
+	for i, d := range inShape {
+		if reduce[i] {
+			keptShape[i] = 1
+			count *= d
+			if keep {
+				shape = append(shape, 1)
+			}
+		} else {
+			shape = append(shape, d)
+		}
+	}
+	acc = make([]float64, shapeSize(keptShape))
+	for i := range acc {
+		acc[i] = red.init
+	}
+	return shape, keptShape, count, acc
 }
