@@ -464,6 +464,9 @@ func buildSlice(n *ir.Node, c *compiler) (kernel, error) {
 			b, cnt := sliceRange(starts[i], ends[i], st, int64(x.Shape[ax]))
 			begin[ax], step[ax], shape[ax] = int(b), int(st), int(cnt)
 		}
+		if out := sliceFast(r, x, shape, begin, step); out != nil {
+			return []*Tensor{out}, nil
+		}
 		st := strides(x.Shape)
 		idx := make([]int, shapeSize(shape))
 		forEachIndex(shape, func(k int, pos []int) {
