@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"github.com/tfc-compiler/tfc/backend/cpu/vmath"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -8,7 +9,7 @@ import (
 	"github.com/tfc-compiler/tfc/ir"
 )
 
-// TestExpF32 compares expF32 with math.Exp on random and edge arguments.
+// TestExpF32 compares vmath.ScalarExp with math.Exp on random and edge arguments.
 func TestExpF32(t *testing.T) {
 	rng := rand.New(rand.NewPCG(51, 52))
 	xs := []float32{0, -0.5, 0.5, -1e-8, 1e-8, -87.3, -87.33654, -87.4, -100, 88.7, 88.72283, 89, -20, 20}
@@ -16,27 +17,27 @@ func TestExpF32(t *testing.T) {
 		xs = append(xs, float32(rng.Float64()*176-88))
 	}
 	for _, x := range xs {
-		got, want := float64(expF32(x)), math.Exp(float64(x))
+		got, want := float64(vmath.ScalarExp(x)), math.Exp(float64(x))
 		switch {
 		case x < -87.33654:
 			if got != 0 {
-				t.Fatalf("expF32(%g) = %g, want 0 below the normal range", x, got)
+				t.Fatalf("vmath.ScalarExp(%g) = %g, want 0 below the normal range", x, got)
 			}
 		case x > 88.72283:
 			if !math.IsInf(got, 1) {
-				t.Fatalf("expF32(%g) = %g, want +Inf", x, got)
+				t.Fatalf("vmath.ScalarExp(%g) = %g, want +Inf", x, got)
 			}
 		default:
 			if math.Abs(got-want) > 3e-7*want {
-				t.Fatalf("expF32(%g) = %g, math.Exp %g (rel. error %g)", x, got, want, math.Abs(got-want)/want)
+				t.Fatalf("vmath.ScalarExp(%g) = %g, math.Exp %g (rel. error %g)", x, got, want, math.Abs(got-want)/want)
 			}
 		}
 	}
-	if got := expF32(float32(math.Inf(-1))); got != 0 {
-		t.Fatalf("expF32(-Inf) = %g", got)
+	if got := vmath.ScalarExp(float32(math.Inf(-1))); got != 0 {
+		t.Fatalf("vmath.ScalarExp(-Inf) = %g", got)
 	}
-	if got := expF32(float32(math.NaN())); got == got {
-		t.Fatalf("expF32(NaN) = %g", got)
+	if got := vmath.ScalarExp(float32(math.NaN())); got == got {
+		t.Fatalf("vmath.ScalarExp(NaN) = %g", got)
 	}
 }
 

@@ -8,24 +8,14 @@ import (
 	"github.com/tfc-compiler/tfc/ir"
 )
 
-// Float32 math used by the fast kernels (softmax, GELU). The vectorised
-// slice functions and their error bounds live in package vmath; these
-// names remain for per-element callers and the tests that hold them to
-// package math.
+// Float32 math used by the fast kernels (softmax, GELU, the unary ops).
+// The vectorised slice functions and their error bounds live in package
+// vmath; this file routes the kernels to them.
 
 // softmaxRowF32 replaces row by softmax(row) in float32; a row whose
 // entries are all -inf becomes zeros (attentionReference's convention).
 // See vmath.Softmax for the error bound and NaN rules.
 func softmaxRowF32(row []float32) { vmath.Softmax(row) }
-
-// expF32 is exp(x) in float32 (vmath.ScalarExp: within 3e-7 relative
-// error of math.Exp on [-87.33654, 88.72283], 0 below, +Inf above, NaN
-// stays NaN). Use vmath.Exp for slices.
-func expF32(x float32) float32 { return vmath.ScalarExp(x) }
-
-// erfF32 is erf(x) in float32 (vmath.ScalarErf: absolute error below
-// 4e-7 against math.Erf). Use vmath.Erf for slices.
-func erfF32(x float32) float32 { return vmath.ScalarErf(x) }
 
 // unaryFloatVec is unaryFloat with a vectorised float32 path: float32
 // data (float16 and bfloat16 arrive widened to float32) goes through vec
@@ -84,7 +74,7 @@ func sigmoidF32(dst, src []float32) {
 // (the attention convention); every other row has a positive entry, so
 // an all-zero output row identifies that case.
 func softmaxRowsF32(r *runState, x *Tensor, xd []float32, d int) ([]*Tensor, error) {
-	out, err := r.alloc(ir.Float, x.Shape)
+	out, err := r.allocOverwrite(ir.Float, x.Shape) // the copy below writes every element
 	if err != nil {
 		return nil, err
 	}

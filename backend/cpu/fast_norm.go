@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"math"
+
 	"github.com/tfc-compiler/tfc/backend/cpu/vmath"
 	"github.com/tfc-compiler/tfc/ir"
 )
@@ -16,14 +18,7 @@ import (
 // per channel of the last axis (shape [N] or [1,...,1,N]); nil, true for
 // a nil t; ok=false otherwise.
 func channelVector(t *Tensor, n int) ([]float32, bool) {
-	if t == nil {
-		return nil, true
-	}
-	d, isF32 := t.Data.([]float32)
-	if !isF32 || len(t.Shape) == 0 || t.Shape[len(t.Shape)-1] != n || shapeSize(t.Shape) != n {
-		return nil, false
-	}
-	return d, true
+	return axesVector(t, []int{n}, math.MaxInt)
 }
 
 // skipLayerNormF32 is the float32 path of tfc.SkipLayerNorm and
@@ -69,13 +64,6 @@ func skipLayerNormF32(r *runState, in []*Tensor, eps float64, rms, wantSum bool,
 		return outs, true
 	}
 	rows := len(xd) / cols
-	scale = scale[:cols]
-	if beta != nil {
-		beta = beta[:cols]
-	}
-	if bias != nil {
-		bias = bias[:cols]
-	}
 	eps32 := float32(eps)
 	r.parallelFor(rows, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -106,7 +94,6 @@ func biasGeluF32(r *runState, x, bias *Tensor, tanhForm bool) (*Tensor, bool) {
 		if bd, ok = channelVector(bias, cols); !ok {
 			return nil, false
 		}
-		bd = bd[:cols] // vmath wants equal lengths
 	}
 	y := r.mustAllocOverwrite(ir.Float, x.Shape) // every row is written
 	yd := f32(y)

@@ -98,7 +98,8 @@ sequence has --seq valid tokens.`,
 			// (data-dependent ones such as the packed token count included).
 			st := exe.Stats()
 			planned, planErr := exe.PlannedPeakBytes(st.Symbols)
-			slots := len(exe.MemoryPlan().Slots)
+			plan := exe.MemoryPlan()
+			slots := len(plan.Slots)
 			valid := 0
 			for _, l := range lens {
 				valid += l
@@ -116,7 +117,6 @@ sequence has --seq valid tokens.`,
 			}
 			w := cmd.OutOrStdout()
 			if showPlan && asJSON {
-				plan := exe.MemoryPlan()
 				res["memory_plan"] = map[string]any{"slots": plan.Slots, "planned_peak_bytes_expr": plan.PeakBytesExpr()}
 			}
 			if asJSON {
@@ -133,7 +133,7 @@ sequence has --seq valid tokens.`,
 			}
 			fmt.Fprintf(w, "memory plan: %d slots, planned peak %s, placed %s, arena %s\n", slots, plannedText, humanBytes(st.PlannedBytes), humanBytes(st.ArenaBytes))
 			if showPlan {
-				fmt.Fprint(w, exe.MemoryPlan())
+				fmt.Fprint(w, plan)
 			}
 			return nil
 		},

@@ -112,10 +112,9 @@ func sgemmParallel(threads int, transA bool, m, n, k int, alpha float32, a []flo
 // depthBlock(k) rows, fewer in the last), ceil(n/16) panels of depth x 16
 // floats, columns past n zero.
 type PackedB struct {
-	k, n  int
-	kstep int // depthBlock(k)
-	npad  int // n rounded up to a multiple of nr
-	data  []float32
+	k, n int
+	npad int // n rounded up to a multiple of nr
+	data []float32
 }
 
 // K and N return the shape of op(B) that was packed.
@@ -125,7 +124,7 @@ func (p *PackedB) N() int { return p.n }
 // block returns the packed panels of depth block pc starting at column j0
 // (a multiple of nr).
 func (p *PackedB) block(pc, j0 int) []float32 {
-	kcb := min(p.kstep, p.k-pc)
+	kcb := min(depthBlock(p.k), p.k-pc) // the driver cuts k the same way
 	return p.data[pc*p.npad+(j0/nr)*kcb*nr : pc*p.npad+p.npad*kcb]
 }
 
@@ -145,9 +144,10 @@ func PackB(transB bool, k, n int, b []float32, ldb int) (*PackedB, error) {
 		return nil, err
 	}
 	npad := (n + nr - 1) / nr * nr
-	p := &PackedB{k: k, n: n, kstep: depthBlock(k), npad: npad, data: make([]float32, k*npad)}
-	for pc := 0; pc < k; pc += p.kstep {
-		kcb := min(p.kstep, k-pc)
+	p := &PackedB{k: k, n: n, npad: npad, data: make([]float32, k*npad)}
+	kstep := depthBlock(k)
+	for pc := 0; pc < k; pc += kstep {
+		kcb := min(kstep, k-pc)
 		packB(p.data[pc*npad:pc*npad+kcb*npad], transB, b, ldb, pc, 0, kcb, n)
 	}
 	return p, nil
