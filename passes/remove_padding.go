@@ -97,13 +97,10 @@ const (
 // and steps takes the whole axis: start 0, step 1, end at least 2³¹-1.
 func fullSlice(n *ir.Node, k int) bool {
 	at := func(i int, def int64) (int64, bool) {
-		if i >= len(n.Inputs) || n.Inputs[i] == nil {
+		if optionalInput(n, i) == nil {
 			return def, true
 		}
-		if !n.Inputs[i].IsConst() {
-			return 0, false
-		}
-		v, ok := n.Inputs[i].Const.Int64s()
+		v, ok := constInt64s(n.Inputs[i])
 		if !ok || k >= len(v) {
 			return 0, false
 		}
@@ -113,6 +110,15 @@ func fullSlice(n *ir.Node, k int) bool {
 	end, ok2 := at(2, 0)
 	step, ok3 := at(4, 1)
 	return ok1 && ok2 && ok3 && start == 0 && step == 1 && end >= 1<<31-1
+}
+
+// constInt64s is v's integer values when v is a constant; false when v
+// is absent, computed or not integers.
+func constInt64s(v *ir.Value) ([]int64, bool) {
+	if v == nil || !v.IsConst() {
+		return nil, false
+	}
+	return v.Const.Int64s()
 }
 
 // axisOps are the token-wise ops with an axis attribute (over the dims
@@ -168,13 +174,7 @@ var tokenWiseUnary = map[string]bool{
 
 var tokenWiseBinary = map[string]bool{"::Add": true, "::Sub": true, "::Mul": true, "::Div": true, "::Pow": true}
 
-func qop(n *ir.Node) string {
-	d := n.Domain
-	if d == "ai.onnx" {
-		d = ""
-	}
-	return d + "::" + n.Op
-}
+func qop(n *ir.Node) string { return opKey(n.Domain, n.Op) }
 
 // planPacking decides whether and how g can be packed; it changes nothing.
 func planPacking(g *ir.Graph) (*packPlan, declined) {
@@ -446,7 +446,7 @@ func (pl *packPlan) hoistEntry(entry *ir.Value) *ir.Value {
 			return entry
 		}
 		for _, in := range p.Inputs[1:] {
-			if !pl.isParam(in, r) && !pl.isSide(in, r) {
+			if !pl.isParam(in, r-2) && !pl.isSide(in, r) {
 				return entry
 			}
 		}
@@ -462,13 +462,10 @@ func (pl *packPlan) isSide(v *ir.Value, r int) bool {
 	if v == nil || pl.state[v] != 0 || v.Type.Rank() != r || r < 2 {
 		return false
 	}
-	d0 := v.Type.Shape[0]
-	batch := slices.ContainsFunc(pl.batchDims, func(o ir.Dim) bool { return d0.SameAs(o) })
-	seq := slices.ContainsFunc(pl.seqDims, func(o ir.Dim) bool { return v.Type.Shape[1].SameAs(o) })
-	if !seq || !batch && !(d0.IsKnown() && d0.Size == 1) {
+	if !pl.isSeq(v.Type.Shape[1]) || !pl.isBatchOrOne(v.Type.Shape[0]) {
 		return false
 	}
-	if batch {
+	if pl.isBatch(v.Type.Shape[0]) {
 		// A [B, S, ...] tensor computed from the mask is pooling weights,
 		// read unpacked (an exit), not a per-position input.
 		return !slices.Contains(graphInputsOf([]*ir.Value{v}), pl.mask)
@@ -476,25 +473,37 @@ func (pl *packPlan) isSide(v *ir.Value, r int) bool {
 	return true
 }
 
+// isBatch and isSeq report whether d is provably the batch or the seq
+// dim: the mask's, or the entry hidden states' (the two may carry
+// different symbols, e.g. dynamo's s18 and s43 for the batch; PackTokens
+// checks at run time that they agree).
+func (pl *packPlan) isBatch(d ir.Dim) bool { return sameAsAny(d, pl.batchDims) }
+func (pl *packPlan) isSeq(d ir.Dim) bool   { return sameAsAny(d, pl.seqDims) }
+
+// isBatchOrOne reports whether d is the batch or a known 1 (a tensor
+// that broadcasts over the batch).
+func (pl *packPlan) isBatchOrOne(d ir.Dim) bool {
+	return pl.isBatch(d) || d.IsKnown() && d.Size == 1
+}
+
+func sameAsAny(d ir.Dim, set []ir.Dim) bool {
+	return slices.ContainsFunc(set, func(o ir.Dim) bool { return d.SameAs(o) })
+}
+
 // tokenShaped reports whether t's dims at positions bi and si are the
-// batch and seq dims: the mask's, or the entry hidden states' (the two may
-// carry different symbols, e.g. dynamo's s18 and s43 for the batch;
-// PackTokens checks at run time that they agree).
+// batch and seq dims.
 func (pl *packPlan) tokenShaped(t ir.Type, bi, si int) bool {
 	if t.Rank() <= max(bi, si) {
 		return false
 	}
-	in := func(d ir.Dim, set []ir.Dim) bool {
-		return slices.ContainsFunc(set, func(o ir.Dim) bool { return d.SameAs(o) })
-	}
-	return in(t.Shape[bi], pl.batchDims) && in(t.Shape[si], pl.seqDims)
+	return pl.isBatch(t.Shape[bi]) && pl.isSeq(t.Shape[si])
 }
 
-// isParam reports whether v broadcasts along the trailing dims of a
-// packed operand of rank r only (its rank leaves out batch and seq), and
-// is not itself packed.
-func (pl *packPlan) isParam(v *ir.Value, r int) bool {
-	return v == nil || pl.state[v] == 0 && v.Type.Rank() >= 0 && v.Type.Rank() <= r-2
+// isParam reports whether v is not packed and has rank at most maxRank,
+// so that it broadcasts along the trailing dims of a packed operand only
+// (maxRank leaves out the dims the packing replaces).
+func (pl *packPlan) isParam(v *ir.Value, maxRank int) bool {
+	return v == nil || pl.state[v] == 0 && v.Type.Rank() >= 0 && v.Type.Rank() <= maxRank
 }
 
 func (pl *packPlan) classify(n *ir.Node) declined {
@@ -532,7 +541,8 @@ func (pl *packPlan) classify(n *ir.Node) declined {
 			k := pl.seqAxisOf(in)
 			switch {
 			case op == "tfc::Attention" && i <= 2 && k == 2:
-			case op == "::Reshape" && i == 0 && k == 2 && sameDims(in.Type, n.Outputs[0].Type):
+				continue
+			case op == "::Reshape" && i == 0 && k == 2 && sameShape(in, n.Outputs[0]):
 				// An identity reshape (sdpa exports write one after attention).
 				return set(kindSplitHeads, headsFirst)
 			case op == "::Shape":
@@ -545,16 +555,17 @@ func (pl *packPlan) classify(n *ir.Node) declined {
 					return bad("the merged heads %v are not [batch, seq, heads, size]", n.Outputs[0].Type)
 				}
 				return set(kindMergeHeads, tokens)
-			case (op == "::Reshape" || op == "::Transpose") && i == 0 && pl.identityChain(n) != nil:
-				chain := pl.identityChain(n)
-				pl.chains[n] = chain
-				pl.kinds[n] = kindChain
-				end := chain[len(chain)-1].Outputs[0]
-				pl.state[end], pl.seqAxis[end] = headsFirst, k
-				return declined{}
-			default:
-				return pl.classifyHeads(n)
 			}
+			if (op == "::Reshape" || op == "::Transpose") && i == 0 {
+				if chain := pl.identityChain(n); chain != nil {
+					pl.chains[n] = chain
+					pl.kinds[n] = kindChain
+					end := chain[len(chain)-1].Outputs[0]
+					pl.state[end], pl.seqAxis[end] = headsFirst, k
+					return declined{}
+				}
+			}
+			return pl.classifyHeads(n)
 		}
 	}
 	if op == "tfc::Attention" {
@@ -576,15 +587,11 @@ func (pl *packPlan) classify(n *ir.Node) declined {
 	}
 	switch {
 	case op == "::SplitToSequence":
-		r := in0.Type.Rank()
-		ax := n.AttrInt("axis", 0)
-		if ax < 0 {
-			ax += int64(r)
-		}
+		ax, ok := normAxis(n.AttrInt("axis", 0), in0.Type.Rank())
 		switch {
 		case pl.state[in0] != tokens || !pl.tokenShaped(in0.Type, 0, 1):
 			return bad("splits a value that is not packed [batch, seq, ...] tokens")
-		case ax < 2 || ax >= int64(r) || n.AttrInt("keepdims", 1) != 1 || len(n.Inputs) < 2 || n.Inputs[1] == nil || pl.state[n.Inputs[1]] != 0:
+		case !ok || ax < 2 || n.AttrInt("keepdims", 1) != 1 || len(n.Inputs) < 2 || n.Inputs[1] == nil || pl.state[n.Inputs[1]] != 0:
 			return bad("only a split along a trailing axis with given sizes is packed")
 		}
 		return set(kindSame, tokenSeq)
@@ -632,9 +639,7 @@ func (pl *packPlan) classify(n *ir.Node) declined {
 		return true
 	}
 	// param: broadcasts along the dims after the packed lead dims only.
-	param := func(v *ir.Value) bool {
-		return v == nil || pl.state[v] == 0 && v.Type.Rank() >= 0 && v.Type.Rank() <= r-lead
-	}
+	param := func(v *ir.Value) bool { return pl.isParam(v, r-lead) }
 	// side: a per-position tensor, packed by its own PackTokens.
 	side := func(i int) bool {
 		if st != tokens || !pl.isSide(n.Inputs[i], r) {
@@ -648,11 +653,8 @@ func (pl *packPlan) classify(n *ir.Node) declined {
 		if !axisOps[op] {
 			return true
 		}
-		ax := n.AttrInt("axis", def)
-		if ax < 0 {
-			ax += int64(r)
-		}
-		return ax >= int64(lead) && ax < int64(r)
+		ax, ok := normAxis(n.AttrInt("axis", def), r)
+		return ok && ax >= lead
 	}
 	switch {
 	case op == "::Shape":
@@ -855,15 +857,6 @@ func (pl *packPlan) classifyHeads(n *ir.Node) declined {
 		}
 		return declined{}
 	}
-	param := func(v *ir.Value) bool {
-		return v == nil || pl.state[v] == 0 && v.Type.Rank() >= 0 && v.Type.Rank() <= r-1-k
-	}
-	constInts := func(v *ir.Value) ([]int64, bool) {
-		if v == nil || !v.IsConst() {
-			return nil, false
-		}
-		return v.Const.Int64s()
-	}
 	switch {
 	case op == "::Neg" || op == "::Cast" || op == "::Identity":
 		if !outOK(r, k) {
@@ -873,7 +866,7 @@ func (pl *packPlan) classifyHeads(n *ir.Node) declined {
 	case tokenWiseBinary[op]:
 		for i, in := range n.Inputs[:2] {
 			switch {
-			case pl.state[in] == headsFirst, param(in):
+			case pl.state[in] == headsFirst, pl.isParam(in, r-1-k):
 			case r == 4 && k == 2 && pl.isHeadSide(in):
 				pl.sides[n] = append(pl.sides[n], i)
 			default:
@@ -898,7 +891,7 @@ func (pl *packPlan) classifyHeads(n *ir.Node) declined {
 		}
 		return set(k)
 	case op == "::Slice":
-		axes, ok := constInts(inputAt(n, 3))
+		axes, ok := constInt64s(optionalInput(n, 3))
 		if !ok || pl.state[in0] != headsFirst {
 			return bad("slices without constant axes")
 		}
@@ -932,7 +925,7 @@ func (pl *packPlan) classifyHeads(n *ir.Node) declined {
 		pl.packedAxes[n] = packed
 		return set(k)
 	case op == "::Unsqueeze":
-		axes, ok := constInts(inputAt(n, 1))
+		axes, ok := constInt64s(optionalInput(n, 1))
 		if !ok {
 			return bad("unsqueezes along axes that are not constant inputs")
 		}
@@ -991,7 +984,7 @@ func (pl *packPlan) classifyHeads(n *ir.Node) declined {
 		o := n.Outputs[0]
 		ko := -1
 		for i, d := range o.Type.Shape {
-			if i > 0 && slices.ContainsFunc(pl.seqDims, func(s ir.Dim) bool { return d.SameAs(s) }) {
+			if i > 0 && pl.isSeq(d) {
 				if ko >= 0 {
 					return bad("the reshaped %v has two seq axes", o.Type)
 				}
@@ -1168,22 +1161,18 @@ func reshapeDims(m *ir.Node, cur []ir.Dim) []ir.Dim {
 	allowZero := m.AttrInt("allowzero", 0) != 0
 	for i, e := range elems {
 		switch {
+		case e.IsSym():
+			out[i] = e // a dim read from a Shape: provably that dim
 		case !e.IsKnown():
-			if out[i].IsKnown() || out[i].IsSym() {
-				continue // keep what inference proved
+			if !out[i].IsKnown() && !out[i].IsSym() {
+				out[i] = e // else keep what inference proved
 			}
-			out[i] = e
 		case e.Size == 0 && !allowZero:
 			if i < len(cur) {
 				out[i] = cur[i]
 			}
 		case e.Size > 0:
 			out[i] = e
-		}
-	}
-	for i, e := range elems {
-		if e.IsSym() {
-			out[i] = e // a dim read from a Shape: provably that dim
 		}
 	}
 	return out
@@ -1212,12 +1201,7 @@ func shapeVector(v *ir.Value, depth int) ([]ir.Dim, bool) {
 	if p == nil {
 		return nil, false
 	}
-	constInts := func(i int) ([]int64, bool) {
-		if i >= len(p.Inputs) || p.Inputs[i] == nil || !p.Inputs[i].IsConst() {
-			return nil, false
-		}
-		return p.Inputs[i].Const.Int64s()
-	}
+	constInts := func(i int) ([]int64, bool) { return constInt64s(optionalInput(p, i)) }
 	switch qop(p) {
 	case "::Shape":
 		t := p.Inputs[0].Type
@@ -1225,8 +1209,7 @@ func shapeVector(v *ir.Value, depth int) ([]ir.Dim, bool) {
 			return nil, false
 		}
 		r := int64(t.Rank())
-		start, end := p.AttrInt("start", 0), p.AttrInt("end", r)
-		start, end = clampIndex(start, r), clampIndex(end, r)
+		start, end := clampAxis(p.AttrInt("start", 0), r), clampAxis(p.AttrInt("end", r), r)
 		if start >= end {
 			return nil, true
 		}
@@ -1255,7 +1238,7 @@ func shapeVector(v *ir.Value, depth int) ([]ir.Dim, bool) {
 			return nil, false
 		}
 		n := int64(len(vec))
-		s, e := clampIndex(starts[0], n), clampIndex(ends[0], n)
+		s, e := clampAxis(starts[0], n), clampAxis(ends[0], n)
 		if s >= e {
 			return nil, true
 		}
@@ -1281,14 +1264,6 @@ func shapeVector(v *ir.Value, depth int) ([]ir.Dim, bool) {
 		return shapeVector(p.Inputs[0], depth+1)
 	}
 	return nil, false
-}
-
-// clampIndex normalizes a Slice/Shape bound for a vector of n entries.
-func clampIndex(i, n int64) int64 {
-	if i < 0 {
-		i += n
-	}
-	return min(max(i, 0), n)
 }
 
 // regroup maps the dims of a Reshape's output onto the original axes
@@ -1405,9 +1380,9 @@ func (pl *packPlan) dimsFromMask(t ir.Type) []int64 {
 		switch {
 		case d.IsKnown():
 			out = append(out, d.Size)
-		case slices.ContainsFunc(pl.batchDims, func(o ir.Dim) bool { return d.SameAs(o) }):
+		case pl.isBatch(d):
 			out = append(out, -1)
-		case slices.ContainsFunc(pl.seqDims, func(o ir.Dim) bool { return d.SameAs(o) }):
+		case pl.isSeq(d):
 			out = append(out, -2)
 		default:
 			return nil
@@ -1427,10 +1402,7 @@ func (pl *packPlan) isHeadSide(v *ir.Value) bool {
 	if !h.IsKnown() || h.Size != 1 {
 		return false
 	}
-	d0 := v.Type.Shape[0]
-	batch := slices.ContainsFunc(pl.batchDims, func(o ir.Dim) bool { return d0.SameAs(o) })
-	seq := slices.ContainsFunc(pl.seqDims, func(o ir.Dim) bool { return v.Type.Shape[2].SameAs(o) })
-	return seq && (batch || d0.IsKnown() && d0.Size == 1)
+	return pl.isSeq(v.Type.Shape[2]) && pl.isBatchOrOne(v.Type.Shape[0])
 }
 
 // restProduct is the product of t's dims from lead on, when all are known.
@@ -1451,19 +1423,6 @@ func dimsProduct(dims []ir.Dim) (int64, bool) {
 		p *= d.Size
 	}
 	return p, true
-}
-
-// sameDims reports whether two ranked types provably have the same dims.
-func sameDims(a, b ir.Type) bool {
-	if a.Rank() < 0 || a.Rank() != b.Rank() {
-		return false
-	}
-	for i := range a.Shape {
-		if !a.Shape[i].SameAs(b.Shape[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func restKnown(t ir.Type) bool { return restKnownExcept(t, 0, 1) }
@@ -1534,13 +1493,10 @@ func (pl *packPlan) apply(m *ir.Model) error {
 			g.InsertBefore(tr, before)
 			x = tr.Outputs[0]
 		}
-		if d := v.Type.Shape[0]; !slices.ContainsFunc(pl.batchDims, func(o ir.Dim) bool { return d.SameAs(o) }) {
+		if !pl.isBatch(v.Type.Shape[0]) {
 			batch := g.NewNode(ir.NodeSpec{Name: name("remove_padding/batch_of_mask"), Op: "Shape", Inputs: []*ir.Value{pl.mask},
 				Attrs: []*ir.Attr{ir.IntAttr("start", 0), ir.IntAttr("end", 1)}, Outputs: []string{name(v.Name + "/batch")}})
-			ones := make([]int64, v.Type.Rank()-1)
-			for i := range ones {
-				ones[i] = 1
-			}
+			ones := slices.Repeat([]int64{1}, v.Type.Rank()-1)
 			shape := g.NewNode(ir.NodeSpec{Name: name("remove_padding/expand_shape"), Op: "Concat", Attrs: []*ir.Attr{ir.IntAttr("axis", 0)},
 				Inputs:  []*ir.Value{batch.Outputs[0], g.AddConstant(name(v.Name+"/ones"), ir.Int64Tensor([]int64{int64(len(ones))}, ones...))},
 				Outputs: []string{name(v.Name + "/expand_shape")}})
@@ -1588,7 +1544,7 @@ func (pl *packPlan) apply(m *ir.Model) error {
 			switch pl.kinds[n] {
 			case kindAttention:
 				spec.Op, spec.Domain = "PackedAttention", "tfc"
-				bias, keep := inputAt(n, 3), inputAt(n, 4)
+				bias, keep := optionalInput(n, 3), optionalInput(n, 4)
 				spec.Inputs = []*ir.Value{spec.Inputs[0], spec.Inputs[1], spec.Inputs[2], offsets, index, pl.mask, bias, keep}
 				if keep == nil {
 					spec.Inputs = spec.Inputs[:7]
@@ -1716,13 +1672,6 @@ func (pl *packPlan) renumberAxis(spec *ir.NodeSpec, n *ir.Node) {
 	}
 }
 
-func inputAt(n *ir.Node, i int) *ir.Value {
-	if i < len(n.Inputs) {
-		return n.Inputs[i]
-	}
-	return nil
-}
-
 // rewriteShape replaces Shape(x), x packed, with the padded shape: batch
 // and seq from the mask's shape, the other dims constant. x is [B, S, ...]
 // or, in the attention layout, [B, H, S, D].
@@ -1739,14 +1688,7 @@ func (pl *packPlan) rewriteShape(n *ir.Node) {
 		bi, si = -1, -1
 	}
 	r := int64(x.Type.Rank())
-	start, end := n.AttrInt("start", 0), n.AttrInt("end", r)
-	if start < 0 {
-		start += r
-	}
-	if end < 0 {
-		end += r
-	}
-	start, end = min(max(start, 0), r), min(max(end, 0), r)
+	start, end := clampAxis(n.AttrInt("start", 0), r), clampAxis(n.AttrInt("end", r), r)
 	var parts []*ir.Value
 	var consts []int64
 	flush := func() {

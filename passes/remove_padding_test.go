@@ -110,6 +110,28 @@ func runRemovePadding(t *testing.T, m *ir.Model) (*Report, []Explanation) {
 	return r, ctx.Explain.Items
 }
 
+// runDeclinedRemovePadding infers shapes, runs remove-padding with
+// --explain on, fails if the model changed, and returns the
+// explanations.
+func runDeclinedRemovePadding(t *testing.T, m *ir.Model) []Explanation {
+	t.Helper()
+	p, _ := ParseSpec("infer-shapes")
+	if _, err := p.Run(nil, m); err != nil {
+		t.Fatal(err)
+	}
+	before := Fingerprint(m.Graph)
+	rp, _ := ParseSpec("remove-padding")
+	rp.VerifyEach = true
+	ctx := &Context{Explain: &Explanations{}}
+	if _, err := rp.Run(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if Fingerprint(m.Graph) != before {
+		t.Fatalf("a declined model was changed:\n%s", ir.PrintGraph(m.Graph))
+	}
+	return ctx.Explain.Items
+}
+
 func TestRemovePaddingPacksEncoder(t *testing.T) {
 	for _, o := range []encoderOptions{{}, {clsPool: true}, {shapeOfHeads: true}} {
 		m := paddedEncoder(o)
@@ -160,26 +182,10 @@ func TestRemovePaddingDeclines(t *testing.T) {
 		why  string
 	}{
 		{"no mask", encoderOptions{noMask: true}, "no mask input"},
-
 		{"unknown reader", encoderOptions{poolReduce: true}, "ReduceMean"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := paddedEncoder(c.o)
-			p, _ := ParseSpec("infer-shapes")
-			if _, err := p.Run(nil, m); err != nil {
-				t.Fatal(err)
-			}
-			before := Fingerprint(m.Graph)
-			rp, _ := ParseSpec("remove-padding")
-			rp.VerifyEach = true
-			ctx := &Context{Explain: &Explanations{}}
-			if _, err := rp.Run(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			ex := ctx.Explain.Items
-			if Fingerprint(m.Graph) != before {
-				t.Fatalf("a declined model was changed:\n%s", ir.PrintGraph(m.Graph))
-			}
+			ex := runDeclinedRemovePadding(t, paddedEncoder(c.o))
 			found := false
 			for _, e := range ex {
 				if e.Pass == "remove-padding" && strings.Contains(e.Anchor+" "+e.Reason, c.why) {
@@ -416,29 +422,15 @@ func TestRemovePaddingDeclinesDecoder(t *testing.T) {
 		{"reshape merges seq", decoderOptions{rotary: true, flattenSeq: true}, "reshapes more than the dims after batch and seq"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := paddedDecoder(c.o)
-			p, _ := ParseSpec("infer-shapes")
-			if _, err := p.Run(nil, m); err != nil {
-				t.Fatal(err)
-			}
-			before := Fingerprint(m.Graph)
-			rp, _ := ParseSpec("remove-padding")
-			rp.VerifyEach = true
-			ctx := &Context{Explain: &Explanations{}}
-			if _, err := rp.Run(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			if Fingerprint(m.Graph) != before {
-				t.Fatalf("a declined model was changed:\n%s", ir.PrintGraph(m.Graph))
-			}
+			ex := runDeclinedRemovePadding(t, paddedDecoder(c.o))
 			found := false
-			for _, e := range ctx.Explain.Items {
+			for _, e := range ex {
 				if e.Pass == "remove-padding" && strings.Contains(e.Reason, c.why) {
 					found = true
 				}
 			}
 			if !found {
-				t.Fatalf("no remove-padding explanation containing %q; got %v", c.why, ctx.Explain.Items)
+				t.Fatalf("no remove-padding explanation containing %q; got %v", c.why, ex)
 			}
 		})
 	}
