@@ -218,12 +218,7 @@ func (p *packedAttentionProblem) prepareMasks(r *runState, par tfcAttentionParam
 			return nil, err
 		}
 	}
-	m.none = true
-	for _, nt := range nonTrivial {
-		if nt {
-			m.none = false
-		}
-	}
+	m.none = !slices.Contains(nonTrivial, true)
 	if m.none {
 		m.rows = nil
 	}
@@ -352,11 +347,6 @@ func (p *attentionProblem) prepareDenseMasks(r *runState, par tfcAttentionParams
 			}
 		}
 	})
-	m.none = true
-	for _, nt := range nonTrivial {
-		if nt {
-			m.none = false
-		}
-	}
+	m.none = !slices.Contains(nonTrivial, true)
 	return m
 }

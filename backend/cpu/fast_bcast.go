@@ -292,14 +292,25 @@ func arithRowScalarLeft[T number](op arithOp, y []T, a T, b []T) {
 	}
 }
 
-// compareOpsFast are the comparisons with inlined loops, by op name.
-var compareOpsFast = map[string]uint8{"Equal": 0, "Less": 1, "Greater": 2, "LessOrEqual": 3, "GreaterOrEqual": 4}
+// compareOp names the comparisons that have inlined inner loops.
+type compareOp uint8
+
+const (
+	cmpEqual compareOp = iota
+	cmpLess
+	cmpGreater
+	cmpLessOrEqual
+	cmpGreaterOrEqual
+)
+
+// compareOpsFast maps op names to the comparisons with inlined loops.
+var compareOpsFast = map[string]compareOp{"Equal": cmpEqual, "Less": cmpLess, "Greater": cmpGreater, "LessOrEqual": cmpLessOrEqual, "GreaterOrEqual": cmpGreaterOrEqual}
 
 // bcastCompare is bcastBinary for the comparisons (op as in
 // compareOpsFast) with the comparison inlined; operands are compared in
 // their own type, which for float32 and the integers gives the same
 // answer as the reference's float64 and int64 views.
-func bcastCompare[T number](r *runState, op uint8, a []T, as []int, b []T, bs []int, out []bool, os []int) {
+func bcastCompare[T number](r *runState, op compareOp, a []T, as []int, b []T, bs []int, out []bool, os []int) {
 	l := newBcastLoop(os, as, bs)
 	sa, sb := l.step[0], l.step[1]
 	l.run(r, func(o int, off [bcastMaxOperands]int, m int) {
@@ -307,23 +318,23 @@ func bcastCompare[T number](r *runState, op uint8, a []T, as []int, b []T, bs []
 		x, z := a[off[0]:], b[off[1]:]
 		// Index i*s with s in {0, 1} reads element i or the broadcast one.
 		switch op {
-		case 0:
+		case cmpEqual:
 			for i := range y {
 				y[i] = x[i*sa] == z[i*sb]
 			}
-		case 1:
+		case cmpLess:
 			for i := range y {
 				y[i] = x[i*sa] < z[i*sb]
 			}
-		case 2:
+		case cmpGreater:
 			for i := range y {
 				y[i] = x[i*sa] > z[i*sb]
 			}
-		case 3:
+		case cmpLessOrEqual:
 			for i := range y {
 				y[i] = x[i*sa] <= z[i*sb]
 			}
-		default:
+		default: // cmpGreaterOrEqual
 			for i := range y {
 				y[i] = x[i*sa] >= z[i*sb]
 			}
@@ -335,15 +346,16 @@ func bcastCompare[T number](r *runState, op uint8, a []T, as []int, b []T, bs []
 func bcastLogic(r *runState, op string, a []bool, as []int, b []bool, bs []int, out []bool, os []int) {
 	l := newBcastLoop(os, as, bs)
 	sa, sb := l.step[0], l.step[1]
+	isAnd, isOr := op == "And", op == "Or" // compared once, not once per run
 	l.run(r, func(o int, off [bcastMaxOperands]int, m int) {
 		y := out[o : o+m]
 		x, z := a[off[0]:], b[off[1]:]
-		switch op {
-		case "And":
+		switch {
+		case isAnd:
 			for i := range y {
 				y[i] = x[i*sa] && z[i*sb]
 			}
-		case "Or":
+		case isOr:
 			for i := range y {
 				y[i] = x[i*sa] || z[i*sb]
 			}

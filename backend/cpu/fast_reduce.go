@@ -62,12 +62,8 @@ func reduceInto[T float32 | float64](r *runState, kind reduceKind, acc []float64
 			acc[off[0]] = foldInto(kind, acc[off[0]], x[o:o+m])
 		}
 	}
-	threads := 1
-	if r != nil {
-		threads = r.threads
-	}
 	switch {
-	case threads <= 1 || l.n < bcastParallelMin:
+	case threadsOf(r) <= 1 || l.n < bcastParallelMin:
 		l.walk(0, l.n, seg)
 	case len(l.dims) > 0 && l.st[0][0] != 0:
 		// The outermost axis is kept: its slices own disjoint accumulators.

@@ -32,6 +32,11 @@ func sliceFast(r *runState, x *Tensor, shape, begin, step []int) *Tensor {
 	return nil
 }
 
+// sliceParallelMin is the least number of output elements worth
+// splitting over goroutines; below it, starting them costs more than the
+// copies.
+const sliceParallelMin = 1 << 15
+
 func sliceRuns[T any](r *runState, x *Tensor, src []T, shape, begin []int) *Tensor {
 	out := r.mustAllocOverwrite(x.DType, shape) // every run is copied
 	dst := out.Data.([]T)
@@ -57,22 +62,21 @@ func sliceRuns[T any](r *runState, x *Tensor, src []T, shape, begin []int) *Tens
 		base += begin[a] * st[a]
 	}
 	runs := len(dst) / run
-	chunk := runs
-	if len(dst) >= 1<<15 {
-		chunk = max(1, runs/(4*max(1, threadsOf(r))))
-	}
-	r.parallelFor((runs+chunk-1)/chunk, func(lo, hi int) {
-		pos := make([]int, outer)
-		for o := lo * chunk; o < min(hi*chunk, runs); o++ {
+	copyRuns := func(lo, hi int) {
+		for o := lo; o < hi; o++ {
 			// Decompose o over the outer axes (row-major).
 			rem, off := o, base
 			for a := outer - 1; a >= 0; a-- {
-				pos[a] = rem % shape[a]
+				off += (begin[a] + rem%shape[a]) * st[a]
 				rem /= shape[a]
-				off += (begin[a] + pos[a]) * st[a]
 			}
 			copy(dst[o*run:(o+1)*run], src[off:off+run])
 		}
-	})
+	}
+	if len(dst) < sliceParallelMin {
+		copyRuns(0, runs)
+	} else {
+		r.parallelFor(runs, copyRuns)
+	}
 	return out
 }

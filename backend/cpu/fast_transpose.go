@@ -37,17 +37,11 @@ type transposePlan struct {
 func simplifyTranspose(shape, perm []int) transposePlan {
 	// Renumber the axes of size > 1.
 	newAxis := make([]int, len(shape))
-	kept := 0
+	var dims []int
 	for a, d := range shape {
 		newAxis[a] = -1
 		if d != 1 {
-			newAxis[a] = kept
-			kept++
-		}
-	}
-	var dims []int
-	for _, d := range shape {
-		if d != 1 {
+			newAxis[a] = len(dims)
 			dims = append(dims, d)
 		}
 	}
@@ -94,8 +88,11 @@ func simplifyTranspose(shape, perm []int) transposePlan {
 
 // transposeFast is Transpose for every element type the CPU backend
 // stores; it returns nil (and allocates nothing) for data it does not
-// know, which then takes the reference path.
+// know, or with fastKernels off, which then takes the reference path.
 func transposeFast(r *runState, x *Tensor, perm []int) *Tensor {
+	if !fastKernels {
+		return nil
+	}
 	switch x.Data.(type) {
 	case []float32, []float64, []uint16, []int8, []int16, []int32, []int64,
 		[]uint8, []uint32, []uint64, []bool, []string:

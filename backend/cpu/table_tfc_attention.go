@@ -170,7 +170,8 @@ func buildTfcAttention(n *ir.Node, _ *compiler) (kernel, error) {
 	}, nil
 }
 
-// attentionOnline is the fast kernel: for each (batch, head) in parallel
+// attentionOnline is the earlier one-pass kernel (attentionBlocked runs
+// now; this one is kept with its tests): for each (batch, head) in parallel
 // and each query row, one pass over the keys and values with an online
 // softmax (running maximum m, running sum l, output accumulator rescaled
 // when m grows), so no [Sq, Skv] score matrix exists. A row whose scores

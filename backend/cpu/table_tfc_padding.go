@@ -247,7 +247,7 @@ func (p *packedAttentionProblem) checkPaddingHidden(par tfcAttentionParams) erro
 		return fmt.Errorf("no mask input: attention over padded keys cannot be skipped")
 	}
 	heads := p.Hq
-	if p.biasStrides[1] == 0 && p.keepStrides[1] == 0 {
+	if p.headInvariant() {
 		heads = 1 // the mask does not vary by head
 	}
 	S := p.lay.S
