@@ -366,6 +366,26 @@ func poisonData(d any) {
 		for i := range d {
 			d[i] = 0xff
 		}
+	case []uint16: // float16 and bfloat16 too: 0xffff is a NaN in both
+		for i := range d {
+			d[i] = 0xffff
+		}
+	case []int8:
+		for i := range d {
+			d[i] = -1
+		}
+	case []int16:
+		for i := range d {
+			d[i] = -1
+		}
+	case []uint32:
+		for i := range d {
+			d[i] = math.MaxUint32
+		}
+	case []uint64:
+		for i := range d {
+			d[i] = math.MaxUint64
+		}
 	}
 }
 
@@ -605,22 +625,6 @@ func (e *Executable) Run(ctx context.Context, inputs map[string]*Tensor) (map[st
 		}
 	}
 	outs, err := r.runPlan(e.plan, fr)
-	var result map[string]*Tensor
-	if err == nil {
-		result = make(map[string]*Tensor, len(outs))
-		for i, v := range e.plan.outputs {
-			t := outs[i]
-			if t != nil && r.arena.anyInSlots(t) {
-				// Never happens by construction (outputs are not planned);
-				// the arena goes back to the free list, so copy.
-				r.stats.CopiedOutputs++
-			}
-			if _, ours := r.owned[dataPtr(t)]; t != nil && (!ours || t.IsSequence() || t.IsOptional()) {
-				t = t.Clone() // an input, constant or slot passed through: never hand out our buffers
-			}
-			result[v.Name] = t
-		}
-	}
 	if r.mem != nil {
 		for _, b := range r.slotUsed {
 			r.stats.PlannedBytes += b
@@ -633,6 +637,16 @@ func (e *Executable) Run(ctx context.Context, inputs map[string]*Tensor) (map[st
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	// Outputs are never planned, and endStep has moved any that landed in
+	// a slot to fresh memory: only inputs and constants need a copy.
+	result := make(map[string]*Tensor, len(outs))
+	for i, v := range e.plan.outputs {
+		t := outs[i]
+		if _, ours := r.owned[dataPtr(t)]; t != nil && (!ours || t.IsSequence() || t.IsOptional()) {
+			t = t.Clone() // an input or constant passed through: never hand out our constants
+		}
+		result[v.Name] = t
 	}
 	return result, nil
 }

@@ -194,22 +194,14 @@ func (s slotSize) eval(dims map[string]int64) (int64, error) {
 }
 
 // storageBytes is the size of one element in the Go slice that holds dt
-// (sub-byte types take a byte each); 0 for types the plan does not place.
+// (sub-byte types take a byte each); 0 for types the plan does not place:
+// strings (their storage holds pointers), complex types (the backend has
+// no storage for them) and unknown ones (no bit width).
 func storageBytes(dt ir.DataType) int64 {
-	switch dt {
-	case ir.Float, ir.Int32, ir.Uint32:
-		return 4
-	case ir.Double, ir.Int64, ir.Uint64:
-		return 8
-	case ir.Float16, ir.BFloat16, ir.Uint16, ir.Int16:
-		return 2
-	case ir.String, ir.Undefined:
+	if dt == ir.String || dt == ir.Complex64 || dt == ir.Complex128 {
 		return 0
 	}
-	if lowPrecTypes.has(dt) || dt == ir.Int8 || dt == ir.Uint8 || dt == ir.Bool {
-		return 1
-	}
-	return 0
+	return (int64(dt.Bits()) + 7) / 8
 }
 
 // elemCount returns the element count of v's type as a term, naming
@@ -236,10 +228,7 @@ func elemCount(v *ir.Value, unk unknownDims) (sizeTerm, []dimBinding) {
 			t.factors = append(t.factors, d.Sym)
 			binds = append(binds, dimBinding{dim: i, sym: d.Sym})
 		default:
-			sym := "?" + v.Name + "[" + strconv.Itoa(i) + "]"
-			if s := unk[v]; i < len(s) && s[i] != "" {
-				sym = s[i]
-			}
+			sym := unk.name(v, i)
 			t.factors = append(t.factors, sym)
 			binds = append(binds, dimBinding{dim: i, sym: sym})
 		}
@@ -320,10 +309,7 @@ func planMemory(p *plan) *memPlan {
 				gr.excluded = true
 			}
 		}
-		keeps := false // a node that stores its inputs inside a sequence or optional
-		if keepsInputs[n.Op] {
-			keeps = true
-		}
+		keeps := keepsInputs[n.Op] // a node that stores its inputs inside a sequence or optional
 		for _, o := range n.Outputs {
 			if o != nil && (o.Type.Kind == ir.KindSequence || o.Type.Kind == ir.KindOptional) {
 				keeps = true
@@ -373,6 +359,7 @@ func planMemory(p *plan) *memPlan {
 	}
 	// Assign groups to slots (colourSlots), then record the result.
 	var planned []*group
+	var counts []sizeTerm // element count of each planned group's root
 	var spans []span
 	for _, gr := range order {
 		if gr.excluded {
@@ -384,6 +371,7 @@ func planMemory(p *plan) *memPlan {
 			continue // empty: nothing to place
 		}
 		planned = append(planned, gr)
+		counts = append(counts, cnt)
 		spans = append(spans, span{start: gr.start, end: gr.end, need: need, id: gr.root.ID})
 	}
 	assign, nslots := colourSlots(spans)
@@ -397,8 +385,7 @@ func planMemory(p *plan) *memPlan {
 	}
 	slices.SortStableFunc(byStart, func(a, b int) int { return planned[a].start - planned[b].start })
 	for _, k := range byStart {
-		gr, best := planned[k], assign[k]
-		cnt, _ := elemCount(gr.root, unk)
+		gr, best, cnt := planned[k], assign[k], counts[k]
 		s := mp.slots[best]
 		s.size = s.size.with(spans[k].need)
 		slices.SortFunc(gr.members, func(a, b *ir.Value) int { return step[a] - step[b] })
@@ -762,57 +749,37 @@ func slotsCost(sizes []slotSize) float64 {
 	return c
 }
 
+// colourByStart places spans by start step.
 func colourByStart(spans []span) ([]int, int, float64) {
-	order := make([]int, len(spans))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		if spans[a].start != spans[b].start {
-			return spans[a].start - spans[b].start
-		}
-		return spans[a].id - spans[b].id
-	})
-	assign := make([]int, len(spans))
-	var sizes []slotSize
-	var ends []int
-	for _, k := range order {
-		sp := spans[k]
-		best, cur := -1, -1.0
-		for i := range sizes {
-			if ends[i] >= sp.start {
-				continue
-			}
-			if have := sizes[i].nominal(); better(have, cur, sp.need.nominal()) {
-				best, cur = i, have
-			}
-		}
-		if best < 0 {
-			best = len(sizes)
-			sizes = append(sizes, nil)
-			ends = append(ends, 0)
-		}
-		sizes[best] = sizes[best].with(sp.need)
-		ends[best] = sp.end
-		assign[k] = best
-	}
-	return assign, len(sizes), slotsCost(sizes)
+	return colourGreedy(spans, func(a, b span) int { return a.start - b.start })
 }
 
+// colourBySize places spans largest first, ties by start step.
 func colourBySize(spans []span) ([]int, int, float64) {
-	order := make([]int, len(spans))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		na, nb := spans[a].need.nominal(), spans[b].need.nominal()
+	return colourGreedy(spans, func(a, b span) int {
+		na, nb := a.need.nominal(), b.need.nominal()
 		switch {
 		case na > nb:
 			return -1
 		case na < nb:
 			return 1
-		case spans[a].start != spans[b].start:
-			return spans[a].start - spans[b].start
+		}
+		return a.start - b.start
+	})
+}
+
+// colourGreedy places the spans in the order cmp gives (ties by id), each
+// in the best slot (better) among those none of whose spans overlaps it,
+// or in a new slot, and returns each span's slot, the slot count and the
+// plan's cost.
+func colourGreedy(spans []span, cmp func(a, b span) int) ([]int, int, float64) {
+	order := make([]int, len(spans))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := cmp(spans[a], spans[b]); c != 0 {
+			return c
 		}
 		return spans[a].id - spans[b].id
 	})
@@ -851,6 +818,15 @@ func colourBySize(spans []span) ([]int, int, float64) {
 // instead of one per value.
 type unknownDims map[*ir.Value][]string
 
+// name is the run-time symbol of v's unknown dimension i: the shared one,
+// else "?value[i]".
+func (unk unknownDims) name(v *ir.Value, i int) string {
+	if s := unk[v]; i < len(s) && s[i] != "" {
+		return s[i]
+	}
+	return "?" + v.Name + "[" + strconv.Itoa(i) + "]"
+}
+
 // sameShapeOps give output 0 the shape of input 0.
 var sameShapeOps = map[string]bool{
 	"Acos": true, "Acosh": true, "Asin": true, "Asinh": true, "Atan": true, "Atanh": true, "Ceil": true,
@@ -872,12 +848,6 @@ var broadcastOps = map[string]bool{
 
 func shareUnknownDims(g *ir.Graph) unknownDims {
 	unk := unknownDims{}
-	name := func(v *ir.Value, i int) string {
-		if s := unk[v]; i < len(s) && s[i] != "" {
-			return s[i]
-		}
-		return "?" + v.Name + "[" + strconv.Itoa(i) + "]"
-	}
 	// fromRight returns input v's dimension r places from the right: its
 	// run-time name when unknown, "" when known (ok false when known and
 	// not 1, or when v has no such dimension, ok true and "").
@@ -893,7 +863,7 @@ func shareUnknownDims(g *ir.Graph) unknownDims {
 		case d.IsSym():
 			return "", true, false
 		}
-		return name(v, i), true, false
+		return unk.name(v, i), true, false
 	}
 	for _, n := range g.Nodes {
 		if len(n.Outputs) == 0 || n.Outputs[0] == nil {
@@ -945,7 +915,7 @@ func shareUnknownDims(g *ir.Graph) unknownDims {
 					ki, ui := knownProduct(in.Type.Shape)
 					ko, uo := knownProduct(o.Type.Shape)
 					if len(ui) == 1 && len(uo) == 1 && ki == ko {
-						sym = name(in, ui[0])
+						sym = unk.name(in, ui[0])
 					}
 				}
 			case n.Op == "MatMul" && len(n.Inputs) == 2 && rank >= 2 && n.Inputs[0] != nil && n.Inputs[1] != nil:

@@ -160,12 +160,16 @@ func (r *runState) beginStep(i int) {
 // current step that the allocation fits (same element type, and the
 // expected element count or else the declared shape), or returns nil.
 func (r *runState) allocPlanned(dt ir.DataType, shape []int, n int, zero bool) *Tensor {
+	elemSize := storageBytes(dt)
+	if elemSize == 0 {
+		return nil
+	}
 	for i := range r.pending {
 		p := &r.pending[i]
-		if p.handed || (p.dt != ir.Undefined && p.dt != dt) || storageBytes(dt) == 0 || !r.fits(p, shape, n) {
+		if p.handed || (p.dt != ir.Undefined && p.dt != dt) || !r.fits(p, shape, n) {
 			continue
 		}
-		bytes := int64(n) * storageBytes(dt)
+		bytes := int64(n) * elemSize
 		sb := &r.arena.slots[p.slot]
 		sb.ensure(bytes)
 		if zero {
@@ -215,7 +219,7 @@ func (r *runState) endStep(i int, n *ir.Node, outs []*Tensor) {
 		}
 	}
 	for _, po := range r.mem.stepOuts[i] {
-		if t := outs[po.out]; t != nil && r.arena.slotHolding(t) != po.slot {
+		if t := outs[po.out]; t != nil && !r.arena.slots[po.slot].holds(dataPtr(t)) {
 			r.stats.DynamicOutputs++
 		}
 	}

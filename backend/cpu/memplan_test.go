@@ -3,7 +3,9 @@ package cpu
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -307,5 +309,44 @@ func TestUnknownDimsShared(t *testing.T) {
 	planned, err := exe.PlannedPeakBytes(st.Symbols)
 	if err != nil || planned != st.PlannedBytes || st.DynamicOutputs != 0 {
 		t.Fatalf("planned %d (%v), placed %d, stats %+v", planned, err, st.PlannedBytes, st)
+	}
+}
+
+// TestColourNeverSharesLiveSpans: on random spans, both greedy orders
+// (and the plan colourSlots keeps) give overlapping spans different slots
+// and use every slot they count.
+func TestColourNeverSharesLiveSpans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	syms := []string{"batch", "seq", "?x[0]"}
+	colourings := map[string]func([]span) ([]int, int, float64){
+		"by start": colourByStart, "by size": colourBySize,
+		"kept": func(s []span) ([]int, int, float64) { a, n := colourSlots(s); return a, n, 0 },
+	}
+	for trial := 0; trial < 300; trial++ {
+		spans := make([]span, 1+rng.IntN(40))
+		for i := range spans {
+			start := rng.IntN(30)
+			need := sizeTerm{coeff: int64(1 + rng.IntN(6))}
+			for k := rng.IntN(3); k > 0; k-- {
+				need.factors = append(need.factors, syms[rng.IntN(len(syms))])
+			}
+			slices.Sort(need.factors)
+			spans[i] = span{start: start, end: start + rng.IntN(8), need: need, id: i}
+		}
+		for name, colour := range colourings {
+			assign, nslots, _ := colour(spans)
+			used := make([]bool, nslots)
+			for i, a := range spans {
+				used[assign[i]] = true
+				for j, b := range spans[:i] {
+					if assign[i] == assign[j] && a.start <= b.end && b.start <= a.end {
+						t.Fatalf("trial %d, %s: spans %+v and %+v overlap in slot %d", trial, name, a, b, assign[i])
+					}
+				}
+			}
+			if !slices.Contains(used, true) || slices.Contains(used, false) {
+				t.Fatalf("trial %d, %s: %d slots counted, used %v", trial, name, nslots, used)
+			}
+		}
 	}
 }
