@@ -57,16 +57,6 @@ func compareFast(r *runState, name string, a, b, out *Tensor) bool {
 	return true
 }
 
-// isSuffixShape reports whether small (leading 1s ignored) equals the
-// trailing axes of full.
-func isSuffixShape(small, full []int) bool {
-	small = trimOnes(small)
-	if len(small) > len(full) {
-		return false
-	}
-	return sameShape(small, full[len(full)-len(small):])
-}
-
 // castFast is Cast among float32, float64, int32, int64 and bool without
 // the reference's float64 or int64 staging arrays (castData). It
 // converts as castData does: integers to floats through float64 (so an

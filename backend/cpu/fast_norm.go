@@ -119,3 +119,13 @@ func biasGeluF32(r *runState, x, bias *Tensor, tanhForm bool) (*Tensor, bool) {
 	})
 	return y, true
 }
+
+// isSuffixShape reports whether small (leading 1s ignored) equals the
+// trailing axes of full.
+func isSuffixShape(small, full []int) bool {
+	small = trimOnes(small)
+	if len(small) > len(full) {
+		return false
+	}
+	return sameShape(small, full[len(full)-len(small):])
+}

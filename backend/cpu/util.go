@@ -141,10 +141,7 @@ func fromFloat32(t *Tensor, dt ir.DataType) *Tensor {
 // r.threads goroutines. body must only write disjoint parts of shared
 // output.
 func (r *runState) parallelFor(n int, body func(lo, hi int)) {
-	threads := 1
-	if r != nil {
-		threads = r.threads
-	}
+	threads := threadsOf(r)
 	if threads <= 1 || n <= 1 {
 		body(0, n)
 		return
