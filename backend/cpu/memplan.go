@@ -4,7 +4,7 @@ package cpu
 //
 // At Compile every tensor value that a node of the main graph produces gets
 // a liveness interval [defining step, last step that reads it]. Values that
-// a kernel returns as a view of an input (Reshape, Identity, ...: aliasOps)
+// a kernel returns as a view of an input (Reshape, Identity, ...: opDef.view)
 // join their input's alias group: one buffer serves the whole group, alive
 // from the root's definition to the last read of any member. Groups are
 // coloured onto slots greedily (colourSlots: by start step and by size,
@@ -34,17 +34,13 @@ import (
 	"github.com/tfc-compiler/tfc/ir"
 )
 
-// aliasOps lists the ops whose kernel may return a view of an input (the
-// index of that input): their output shares the input's buffer. The
-// safety net in runStep copies any output found inside a slot that is not
-// its own, and counts it in RunStats.CopiedOutputs; a kernel that shows up
-// there belongs in this table.
-var aliasOps = map[string]int{
-	"Reshape":   0,
-	"Flatten":   0,
-	"Squeeze":   0,
-	"Unsqueeze": 0,
-	"Identity":  0,
+// viewInput returns the input that node n's kernel may return a view of
+// (opDef.view: input 0), or nil.
+func viewInput(n *ir.Node) *ir.Value {
+	if d := lookupOp(n.Domain, n.Op); d == nil || !d.view || len(n.Inputs) == 0 {
+		return nil
+	}
+	return n.Inputs[0]
 }
 
 // keepsInputs lists ops that store their input tensors inside a sequence or
@@ -256,13 +252,13 @@ func planMemory(p *plan) *memPlan {
 	// it may view; the root is the member not defined by viewing another.
 	parent := map[*ir.Value]*ir.Value{}
 	for _, n := range g.Nodes {
-		k, ok := aliasOps[n.Op]
-		if !ok || (n.Domain != "" && n.Domain != "ai.onnx") || k >= len(n.Inputs) || n.Inputs[k] == nil {
+		in := viewInput(n)
+		if in == nil {
 			continue
 		}
 		for _, o := range n.Outputs {
 			if o != nil {
-				parent[o] = n.Inputs[k]
+				parent[o] = in
 			}
 		}
 	}

@@ -16,7 +16,7 @@ import (
 // planIntervals recomputes, independently of planMemory, the liveness of
 // every value the plan placed: [defining step, last step reading any value
 // of its slot's alias group]. Alias groups are taken from the plan's
-// aliasOps table by walking producers.
+// view flags (opDef.view) by walking producers.
 func planIntervals(g *ir.Graph) (def map[*ir.Value]int, root map[*ir.Value]*ir.Value, end map[*ir.Value]int) {
 	def, root, end = map[*ir.Value]int{}, map[*ir.Value]*ir.Value{}, map[*ir.Value]int{}
 	for i, n := range g.Nodes {
@@ -29,8 +29,8 @@ func planIntervals(g *ir.Graph) (def map[*ir.Value]int, root map[*ir.Value]*ir.V
 	var rootOf func(v *ir.Value) *ir.Value
 	rootOf = func(v *ir.Value) *ir.Value {
 		if p, _ := v.Producer(); p != nil {
-			if k, ok := aliasOps[p.Op]; ok && k < len(p.Inputs) && p.Inputs[k] != nil {
-				return rootOf(p.Inputs[k])
+			if in := viewInput(p); in != nil {
+				return rootOf(in)
 			}
 		}
 		return v
@@ -185,8 +185,9 @@ func TestPlanOverlapAndAlias(t *testing.T) {
 // table its view lands in another value's slot; the run must still be
 // right, with the copy counted.
 func TestSafetyNetCopiesUnknownViews(t *testing.T) {
-	delete(aliasOps, "Reshape")
-	defer func() { aliasOps["Reshape"] = 0 }()
+	def := lookupOp("", "Reshape")
+	def.view = false
+	defer func() { def.view = true }()
 	b := ir.NewBuilder(17)
 	x := b.Input("x", ir.TensorOf(ir.Float, ir.Sym("n")))
 	a := b.Op("Exp", x)

@@ -17,6 +17,12 @@ type opDef struct {
 	types  typeSet
 	// widen runs float16/bfloat16 inputs through the float32 kernel.
 	widen bool
+	// view: the kernel may return a view of input 0 instead of a new
+	// buffer, so the memory plan gives the output the input's buffer
+	// (memplan.go). The plan's safety net copies, and counts in
+	// RunStats.CopiedOutputs, any output found in a slot not its own: a
+	// kernel that shows up there needs this flag.
+	view  bool
 	Notes string
 	build func(n *ir.Node, c *compiler) (kernel, error)
 }
@@ -101,14 +107,14 @@ func init() {
 		{Op: "Size", types: allTypes, build: buildSize},
 		{Op: "ConstantOfShape", types: intTypes, build: buildConstantOfShape},
 		{Op: "Constant", types: allTypes, build: buildConstant, Notes: "no sparse_value"},
-		{Op: "Identity", types: seqTypes, build: buildIdentity, Notes: "tensors, sequences and optionals"},
+		{Op: "Identity", types: seqTypes, view: true, build: buildIdentity, Notes: "tensors, sequences and optionals"},
 		{Op: "Range", types: numericTypes, build: buildRange},
 
 		// Data movement.
-		{Op: "Reshape", types: allTypes, build: buildReshape, Notes: "allowzero"},
-		{Op: "Flatten", types: allTypes, build: buildFlatten},
-		{Op: "Squeeze", types: allTypes, build: buildSqueeze},
-		{Op: "Unsqueeze", types: allTypes, build: buildUnsqueeze},
+		{Op: "Reshape", types: allTypes, view: true, build: buildReshape, Notes: "allowzero"},
+		{Op: "Flatten", types: allTypes, view: true, build: buildFlatten},
+		{Op: "Squeeze", types: allTypes, view: true, build: buildSqueeze},
+		{Op: "Unsqueeze", types: allTypes, view: true, build: buildUnsqueeze},
 		{Op: "Transpose", types: allTypes, build: buildTranspose},
 		{Op: "Concat", types: allTypes, build: buildConcat},
 		{Op: "Split", types: allTypes, build: buildSplit, Notes: "split input or attribute, num_outputs"},
